@@ -1,0 +1,198 @@
+"""Exact duplicates: a stable content hash of every media file, stored in the
+``filehash`` field, and the saved view of samples whose hash occurs twice.
+
+A sample's hash is the sha256 of its file's bytes, so it is the same in every
+process and on every machine (unlike ``fiftyone.core.utils.compute_filehash``
+with its default method, which uses Python's salted ``hash()``).
+"""
+
+import hashlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+import fiftyone as fo
+from fiftyone import ViewField as F
+
+from . import groups
+
+FILEHASH_FIELD = "filehash"
+MARKER_FIELD = "is_exact_dup"
+EXACT_DUP_VIEW = "exact_dup_view"
+FIND_LABEL = "Dedup: Find exact duplicates"
+HASH_BATCH = 2000
+MAX_LISTED_FAILURES = 5
+
+Progress = Optional[Callable[[float, str], None]]
+
+
+@dataclass
+class ExactFindResult:
+    """What a find run did and found."""
+
+    num_images_with_exact_dups: int
+    num_dups: int
+    num_hashed: int
+    num_unreadable: int
+    unreadable_paths: list
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def hash_file(path: str) -> str:
+    """Returns the hex sha256 digest of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _hash_or_none(path: str) -> Optional[str]:
+    try:
+        return hash_file(path)
+    except OSError:
+        return None
+
+
+def hash_files(paths: list, num_workers: int = 8, progress: Progress = None) -> list:
+    """Hashes files in parallel threads (hashlib releases the GIL).
+
+    Args:
+        paths: local file paths
+        num_workers: number of reader threads
+        progress: optional ``callback(fraction, label)``
+
+    Returns:
+        the hex digest of each path, or None where the file can't be read
+    """
+    hashes = []
+    with ThreadPoolExecutor(max_workers=num_workers) as pool:
+        for start in range(0, len(paths), HASH_BATCH):
+            hashes.extend(pool.map(_hash_or_none, paths[start : start + HASH_BATCH]))
+            if progress:
+                progress(len(hashes) / len(paths), f"hashed {len(hashes)}/{len(paths)} files")
+    return hashes
+
+
+def compute_filehashes(
+    samples: fo.core.collections.SampleCollection,
+    rehash: bool = False,
+    num_workers: int = 8,
+    progress: Progress = None,
+) -> tuple:
+    """Stores the sha256 of each sample's file in ``filehash``, in one bulk write.
+
+    Samples that already have a hash are not read again unless ``rehash``.
+    Unreadable files are left with ``filehash`` None.
+
+    Returns:
+        ``(num_hashed, unreadable_paths)``
+    """
+    dataset = groups.root_dataset(samples)
+    if not dataset.has_sample_field(FILEHASH_FIELD):
+        dataset.add_sample_field(FILEHASH_FIELD, fo.StringField)
+    todo = samples if rehash else samples.exists(FILEHASH_FIELD, False)
+    ids, paths = todo.values(["id", "filepath"])
+    hashes = hash_files(paths, num_workers=num_workers, progress=progress)
+    if ids:
+        dataset.set_values(FILEHASH_FIELD, dict(zip(ids, hashes)), key_field="id")
+    unreadable = [p for p, h in zip(paths, hashes) if h is None]
+    return len(ids), unreadable
+
+
+def mark_exact_duplicates(samples: fo.core.collections.SampleCollection) -> tuple:
+    """Marks the samples whose ``filehash`` occurs two or more times in
+    ``samples`` (clearing any previous marks) and saves ``exact_dup_view``.
+
+    Returns:
+        ``(num_images_with_exact_dups, num_groups)``
+    """
+    dataset = groups.root_dataset(samples)
+    ids, hashes = samples.exists(FILEHASH_FIELD).values(["id", FILEHASH_FIELD])
+    counts = Counter(hashes)
+    dup_ids = [i for i, h in zip(ids, hashes) if counts[h] > 1]
+    if dataset.has_sample_field(MARKER_FIELD):
+        dataset.exists(MARKER_FIELD).clear_sample_field(MARKER_FIELD)
+    else:
+        dataset.add_sample_field(MARKER_FIELD, fo.BooleanField)
+    dataset.set_values(MARKER_FIELD, dict.fromkeys(dup_ids, True), key_field="id")
+    dataset.save_view(EXACT_DUP_VIEW, exact_dup_view(dataset), overwrite=True)
+    num_groups = sum(1 for c in counts.values() if c > 1)
+    return len(dup_ids), num_groups
+
+
+def exact_dup_view(dataset: fo.Dataset) -> fo.DatasetView:
+    """The marked samples sorted by ``filehash``, first added first.
+
+    Its definition is a match on a marker field and a sort: constant size at
+    any dataset size.
+    """
+    return dataset.match(F(MARKER_FIELD) == True).sort_by(  # noqa: E712
+        [(FILEHASH_FIELD, 1), ("created_at", 1), ("_id", 1)]
+    )
+
+
+def find_exact_duplicates(
+    samples: fo.core.collections.SampleCollection,
+    rehash: bool = False,
+    num_workers: int = 8,
+    progress: Progress = None,
+) -> ExactFindResult:
+    """Hashes what is not hashed yet and marks the samples that share a hash.
+
+    Args:
+        samples: the dataset or view to search
+        rehash: hash every file again, even those with a ``filehash``
+        num_workers: number of reader threads
+        progress: optional ``callback(fraction, label)``
+
+    Returns:
+        an :class:`ExactFindResult`
+
+    Raises:
+        ValueError: if ``samples`` is empty
+    """
+    if len(samples) == 0:
+        raise ValueError("There are no samples to search for duplicates")
+    num_hashed, unreadable = compute_filehashes(samples, rehash, num_workers, progress)
+    num_in_groups, num_groups = mark_exact_duplicates(samples)
+    return ExactFindResult(
+        num_images_with_exact_dups=num_in_groups,
+        num_dups=num_in_groups - num_groups,
+        num_hashed=num_hashed,
+        num_unreadable=len(unreadable),
+        unreadable_paths=unreadable[:MAX_LISTED_FAILURES],
+    )
+
+
+def load_exact_dup_view(dataset: fo.Dataset) -> fo.DatasetView:
+    """The saved ``exact_dup_view``.
+
+    Raises:
+        ValueError: if find has not been run
+    """
+    return groups.load_result_view(dataset, EXACT_DUP_VIEW, FIND_LABEL)
+
+
+def exact_dup_groups_view(dataset: fo.Dataset) -> fo.DatasetView:
+    """``exact_dup_view`` as dynamic groups by ``filehash``, for the App."""
+    return load_exact_dup_view(dataset).group_by(FILEHASH_FIELD, order_by="created_at")
+
+
+def count_to_delete(dataset: fo.Dataset, keep_representative: bool) -> int:
+    """How many samples a remove (or a deduplicate) would delete now."""
+    view = load_exact_dup_view(dataset)
+    return groups.count_to_delete(view, FILEHASH_FIELD, keep_representative)
+
+
+def delete_duplicates(dataset: fo.Dataset, keep_representative: bool) -> int:
+    """Deletes every sample of ``exact_dup_view``, or all but the first added
+    of each ``filehash`` group, in one bulk delete.
+
+    Returns:
+        the number of samples deleted
+    """
+    view = load_exact_dup_view(dataset)
+    return groups.delete_duplicates(
+        dataset, view, FILEHASH_FIELD, (MARKER_FIELD,), keep_representative
+    )
