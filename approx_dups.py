@@ -41,6 +41,7 @@ NO_INDEX_MESSAGE = (
 )
 TILE_ROWS = 2048
 TILE_COLS = 8192
+PAIR_CHUNK = 1 << 16
 
 Progress = Optional[Callable[[float, str], None]]
 
@@ -147,8 +148,13 @@ def _prepare(embeddings: np.ndarray, metric: str) -> tuple:
 
 
 def _distance_tiles(x: np.ndarray, sq_norms, progress: Progress = None):
-    """Yields ``(row0, col0, dists)`` for the tiles of the upper triangle of the
-    distance matrix, self-distances set to inf. Never holds more than one tile."""
+    """Yields ``(row0, col0, tile)`` over the upper triangle of the matrix of
+    approximate distances (cosine distance, or squared euclidean distance),
+    self-distances set to inf. Never holds more than one tile.
+
+    The float32 matrix-product form loses precision for close pairs; callers
+    re-measure what they keep with :func:`exact_distances`.
+    """
     n = len(x)
     for row0 in range(0, n, TILE_ROWS):
         rows = x[row0 : row0 + TILE_ROWS]
@@ -160,7 +166,6 @@ def _distance_tiles(x: np.ndarray, sq_norms, progress: Progress = None):
                 tile *= -2.0
                 tile += sq_norms[row0 : row0 + len(rows), None]
                 tile += sq_norms[None, col0 : col0 + tile.shape[1]]
-                np.sqrt(np.maximum(tile, 0.0, out=tile), out=tile)
             if col0 == row0:
                 diag = np.arange(min(len(rows), tile.shape[1]))
                 tile[diag, diag] = np.inf
@@ -168,6 +173,27 @@ def _distance_tiles(x: np.ndarray, sq_norms, progress: Progress = None):
         if progress:
             done = min(n, row0 + TILE_ROWS)
             progress((done / n) * (2 - done / n), f"compared {done}/{n} samples")
+
+
+def _tile_limit(max_dist: float, sq_norms) -> float:
+    """The tile value under which a pair may be within ``max_dist``, with a
+    margin for float32 rounding."""
+    if sq_norms is None:
+        return max_dist + 1e-4
+    return max_dist**2 + 1e-4 * float(sq_norms.max(initial=0.0))
+
+
+def exact_distances(x: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np.ndarray:
+    """Distances between rows ``i`` and ``j`` of prepared rows, in float64."""
+    out = np.empty(len(i), dtype=np.float64)
+    for start in range(0, len(i), PAIR_CHUNK):
+        a = x[i[start : start + PAIR_CHUNK]].astype(np.float64)
+        b = x[j[start : start + PAIR_CHUNK]].astype(np.float64)
+        if metric == "cosine":
+            out[start : start + len(a)] = 1.0 - np.einsum("ij,ij->i", a, b)
+        else:
+            out[start : start + len(a)] = np.linalg.norm(a - b, axis=1)
+    return out
 
 
 def find_pairs(embeddings: np.ndarray, metric: str, max_dist: float, progress: Progress = None) -> Pairs:
@@ -180,18 +206,19 @@ def find_pairs(embeddings: np.ndarray, metric: str, max_dist: float, progress: P
         progress: optional ``callback(fraction, label)``
 
     Returns:
-        :class:`Pairs`
+        :class:`Pairs`, with distances re-measured in float64
     """
     x, sq_norms = _prepare(embeddings, metric)
-    found = []
+    limit = _tile_limit(max_dist, sq_norms)
+    found = [(np.empty(0, np.int64), np.empty(0, np.int64))]
     for row0, col0, tile in _distance_tiles(x, sq_norms, progress):
-        r, c = np.nonzero(tile <= max_dist)
+        r, c = np.nonzero(tile <= limit)
         upper = c + col0 > r + row0
-        r, c = r[upper], c[upper]
-        found.append((r + row0, c + col0, tile[r, c]))
-    if not found:
-        return Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
-    i, j, dist = (np.concatenate(parts) for parts in zip(*found))
+        found.append((r[upper] + row0, c[upper] + col0))
+    i, j = (np.concatenate(parts) for parts in zip(*found))
+    dist = exact_distances(x, i, j, metric)
+    close = dist <= max_dist
+    i, j, dist = i[close], j[close], dist[close]
     order = np.lexsort((j, i))
     return Pairs(i[order], j[order], dist[order])
 
@@ -199,13 +226,21 @@ def find_pairs(embeddings: np.ndarray, metric: str, max_dist: float, progress: P
 def nearest_neighbor_distances(embeddings: np.ndarray, metric: str, progress: Progress = None) -> np.ndarray:
     """Each sample's distance to its nearest other sample (inf when alone)."""
     x, sq_norms = _prepare(embeddings, metric)
-    nearest = np.full(len(x), np.inf, dtype=np.float32)
+    n = len(x)
+    best = np.full(n, np.inf, dtype=np.float32)
+    nearest = np.arange(n)
     for row0, col0, tile in _distance_tiles(x, sq_norms, progress):
-        rows = slice(row0, row0 + tile.shape[0])
-        cols = slice(col0, col0 + tile.shape[1])
-        np.minimum(nearest[rows], tile.min(axis=1), out=nearest[rows])
-        np.minimum(nearest[cols], tile.min(axis=0), out=nearest[cols])
-    return nearest
+        for axis, offset, other in ((1, row0, col0), (0, col0, row0)):
+            span = slice(offset, offset + tile.shape[1 - axis])
+            arg = tile.argmin(axis=axis)
+            value = np.take_along_axis(tile, np.expand_dims(arg, axis), axis).squeeze(axis)
+            better = value < best[span]
+            best[span][better] = value[better]
+            nearest[span][better] = arg[better] + other
+    found = nearest != np.arange(n)
+    dist = np.full(n, np.inf)
+    dist[found] = exact_distances(x, np.arange(n)[found], nearest[found], metric)
+    return dist
 
 
 def greedy_duplicates(n: int, pairs: Pairs, threshold: float) -> np.ndarray:

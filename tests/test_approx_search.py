@@ -1,0 +1,139 @@
+"""The near-duplicate search agrees with fiftyone-brain's find_duplicates and
+works on more than one similarity backend."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import pairwise_distances
+
+import fiftyone as fo
+import fiftyone.brain as fob
+import fiftyone.operators as foo
+from conftest import PLUGIN
+
+from image_dedup import approx_dups
+
+FIND = f"{PLUGIN}/find_approximate_duplicate_images"
+TOLERANCE = 1e-5
+
+
+def clustered_embeddings(n=1200, dim=32, seed=0):
+    """Clusters of 1-6 points around random centers, with varied spread."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 7, size=n)
+    labels = np.repeat(np.arange(n), sizes)[:n]
+    centers = rng.normal(size=(n, dim))
+    spread = rng.uniform(0.02, 0.4, size=n)[labels, None]
+    emb = centers[labels] + spread * rng.normal(size=(n, dim))
+    return emb[rng.permutation(n)]
+
+
+@pytest.fixture
+def clustered(dataset):
+    emb = clustered_embeddings()
+    dataset.add_samples([fo.Sample(filepath=f"/img/{i:05d}.jpg") for i in range(len(emb))])
+    fob.compute_similarity(dataset, embeddings=emb, backend="sklearn", brain_key="sim")
+    return dataset, emb
+
+
+def brain_groups(dataset, **kwargs):
+    index = dataset.load_brain_results("sim", cache=False)
+    index.find_duplicates(**kwargs)
+    groups = {kept: kept for kept in index.neighbors_map}
+    for kept, dups in index.neighbors_map.items():
+        groups.update({dup: kept for dup, _ in dups})
+    return groups, index.thresh
+
+
+def our_groups(dataset):
+    return dict(zip(*dataset.exists("approx_dup_group_id").values(["id", "approx_dup_group_id"])))
+
+
+def near_threshold_ids(dataset, emb, threshold):
+    """Samples with some distance within TOLERANCE of the threshold."""
+    centered = emb - emb.mean(axis=0)
+    dists = pairwise_distances(centered, metric="cosine")
+    np.fill_diagonal(dists, np.inf)
+    ambiguous = np.abs(dists - threshold) <= TOLERANCE
+    return {i for i, a in zip(dataset.values("id"), ambiguous.any(axis=1)) if a}
+
+
+def assert_same_groups(dataset, emb, ours, theirs, threshold):
+    """Same duplicates as the brain, each with its nearest kept sample.
+
+    The brain's own nearest-kept lookup re-centers the kept embeddings on
+    their mean, so it sometimes picks a kept sample that is not the nearest:
+    there ours must be strictly nearer. Other differences are allowed only
+    for samples with a distance within TOLERANCE of the threshold.
+    """
+    allowed = near_threshold_ids(dataset, emb, threshold)
+    our_dups = {k for k, rep in ours.items() if k != rep}
+    their_dups = {k for k, rep in theirs.items() if k != rep}
+    assert our_dups ^ their_dups <= allowed
+    centered = emb - emb.mean(axis=0)
+    position = {sample_id: k for k, sample_id in enumerate(dataset.values("id"))}
+    kept = [position[k] for k in set(position) - our_dups]
+    for dup in our_dups - allowed:
+        dists = pairwise_distances(centered[[position[dup]]], centered[kept], metric="cosine")[0]
+        nearest = dists.min()
+        assert dists[kept.index(position[ours[dup]])] <= nearest + TOLERANCE
+        if ours[dup] != theirs[dup]:
+            their_dist = dists[kept.index(position[theirs[dup]])]
+            assert their_dist > nearest
+
+
+@pytest.mark.parametrize("threshold", [0.01, 0.05, 0.2])
+def test_threshold_mode_matches_brain(clustered, threshold):
+    dataset, emb = clustered
+    result = approx_dups.find_approximate_duplicates(dataset, "sim", threshold=threshold)
+    theirs, _ = brain_groups(dataset, thresh=threshold)
+    ours = our_groups(dataset)
+    assert len(ours) > 100 and result.num_dups > 50
+    assert_same_groups(dataset, emb, ours, theirs, threshold)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.3])
+def test_fraction_mode_matches_brain(clustered, fraction):
+    dataset, emb = clustered
+    result = approx_dups.find_approximate_duplicates(dataset, "sim", method="fraction", fraction=fraction)
+    theirs, brain_thresh = brain_groups(dataset, fraction=fraction)
+    assert result.threshold == pytest.approx(brain_thresh, abs=1e-6)
+    assert result.num_dups == len(theirs) - len(set(theirs.values()))
+    assert_same_groups(dataset, emb, our_groups(dataset), theirs, brain_thresh)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_pairs_and_nearest_match_brute_force(metric):
+    emb = clustered_embeddings(n=700, dim=16, seed=3)
+    dists = pairwise_distances(emb.astype(np.float64), metric=metric)
+    np.fill_diagonal(dists, np.inf)
+    max_dist = float(np.quantile(dists[np.isfinite(dists)], 0.01))
+    pairs = approx_dups.find_pairs(emb, metric, max_dist)
+    expected = {(i, j) for i, j in zip(*np.nonzero(dists <= max_dist)) if i < j}
+    borderline = {(i, j) for i, j in zip(*np.nonzero(np.abs(dists - max_dist) <= TOLERANCE))}
+    assert set(zip(pairs.i.tolist(), pairs.j.tolist())) ^ expected <= borderline
+    assert np.allclose(pairs.dist, dists[pairs.i, pairs.j], atol=TOLERANCE)
+    nearest = approx_dups.nearest_neighbor_distances(emb, metric)
+    assert np.allclose(nearest, dists.min(axis=1), atol=TOLERANCE)
+
+
+def test_search_is_blocked_beyond_one_tile(monkeypatch):
+    """Several row and column tiles give the same pairs as one."""
+    emb = clustered_embeddings(n=900, dim=8, seed=5)
+    whole = approx_dups.find_pairs(emb, "cosine", 0.05)
+    monkeypatch.setattr(approx_dups, "TILE_ROWS", 128)
+    monkeypatch.setattr(approx_dups, "TILE_COLS", 300)
+    tiled = approx_dups.find_pairs(emb, "cosine", 0.05)
+    assert np.array_equal(whole.i, tiled.i) and np.array_equal(whole.j, tiled.j)
+
+
+def test_lancedb_index_gives_the_same_groups(clustered, tmp_path):
+    dataset, emb = clustered
+    fob.compute_similarity(
+        dataset, embeddings=emb - emb.mean(axis=0), backend="lancedb",
+        brain_key="lance", metric="cosine", uri=str(tmp_path / "lancedb"),
+    )
+    foo.execute_operator(FIND, ctx=dict(dataset=dataset, params=dict(sim_choices="lance", threshold_value=0.05)))
+    from_lance = our_groups(dataset)
+    approx_dups.find_approximate_duplicates(dataset, "sim", threshold=0.05)
+    assert len(from_lance) > 100
+    assert from_lance.keys() ^ our_groups(dataset).keys() <= near_threshold_ids(dataset, emb, 0.05)
