@@ -10,7 +10,7 @@ import fiftyone.brain as fob
 import fiftyone.operators as foo
 from conftest import PLUGIN
 
-from image_dedup import approx_dups
+from image_dedup import approx_dups, neighbors
 
 FIND = f"{PLUGIN}/find_approximate_duplicate_images"
 TOLERANCE = 1e-5
@@ -107,22 +107,22 @@ def test_pairs_and_nearest_match_brute_force(metric):
     dists = pairwise_distances(emb.astype(np.float64), metric=metric)
     np.fill_diagonal(dists, np.inf)
     max_dist = float(np.quantile(dists[np.isfinite(dists)], 0.01))
-    pairs = approx_dups.find_pairs(emb, metric, max_dist)
+    pairs = neighbors.find_pairs(emb, metric, max_dist)
     expected = {(i, j) for i, j in zip(*np.nonzero(dists <= max_dist)) if i < j}
     borderline = {(i, j) for i, j in zip(*np.nonzero(np.abs(dists - max_dist) <= TOLERANCE))}
     assert set(zip(pairs.i.tolist(), pairs.j.tolist())) ^ expected <= borderline
     assert np.allclose(pairs.dist, dists[pairs.i, pairs.j], atol=TOLERANCE)
-    nearest = approx_dups.nearest_neighbor_distances(emb, metric)
+    nearest = neighbors.nearest_neighbor_distances(emb, metric)
     assert np.allclose(nearest, dists.min(axis=1), atol=TOLERANCE)
 
 
 def test_search_is_blocked_beyond_one_tile(monkeypatch):
     """Several row and column tiles give the same pairs as one."""
     emb = clustered_embeddings(n=900, dim=8, seed=5)
-    whole = approx_dups.find_pairs(emb, "cosine", 0.05)
-    monkeypatch.setattr(approx_dups, "TILE_ROWS", 128)
-    monkeypatch.setattr(approx_dups, "TILE_COLS", 300)
-    tiled = approx_dups.find_pairs(emb, "cosine", 0.05)
+    whole = neighbors.find_pairs(emb, "cosine", 0.05)
+    monkeypatch.setattr(neighbors, "TILE_ROWS", 128)
+    monkeypatch.setattr(neighbors, "TILE_COLS", 300)
+    tiled = neighbors.find_pairs(emb, "cosine", 0.05)
     assert np.array_equal(whole.i, tiled.i) and np.array_equal(whole.j, tiled.j)
 
 
