@@ -75,7 +75,10 @@ def load_index_embeddings(samples: fo.core.collections.SampleCollection, brain_k
     """
     dataset = groups.root_dataset(samples)
     config = _similarity_config(dataset, brain_key)
-    embeddings, sample_ids, _ = dataset.load_brain_results(brain_key).get_embeddings()
+    index = dataset.load_brain_results(brain_key)
+    if index is None:
+        raise ValueError(f"Similarity index '{brain_key}' has no results; compute it again")
+    embeddings, sample_ids, _ = index.get_embeddings()
     wanted = set(samples.values("id"))
     in_scope = np.fromiter((i in wanted for i in sample_ids), bool, len(sample_ids))
     embeddings = np.asarray(embeddings[in_scope], dtype=np.float32)

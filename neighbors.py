@@ -54,48 +54,55 @@ def _prepare(embeddings: np.ndarray, metric: str) -> tuple:
     return x, np.einsum("ij,ij->i", x, x)
 
 
-def _distance_tiles(x: np.ndarray, sq_norms, progress: Progress = None):
-    """Yields ``(row0, col0, tile)`` over the upper triangle of the matrix of
-    approximate distances (cosine distance, or squared euclidean distance),
-    self-distances set to inf. Never holds more than one tile.
+def _distance_tiles(x: np.ndarray, sq_x, y=None, sq_y=None, progress: Progress = None):
+    """Yields ``(row0, col0, tile)`` over the matrix of approximate distances
+    (cosine distance, or squared euclidean distance) between rows of ``x``
+    and rows of ``y``; without ``y``, over the upper triangle of ``x`` against
+    itself, self-distances set to inf. Never holds more than one tile.
 
     The float32 matrix-product form loses precision for close pairs; callers
     re-measure what they keep with :func:`exact_distances`.
     """
+    triangle = y is None
+    if triangle:
+        y, sq_y = x, sq_x
     n = len(x)
     for row0 in range(0, n, TILE_ROWS):
         rows = x[row0 : row0 + TILE_ROWS]
-        for col0 in range(row0, n, TILE_COLS):
-            tile = rows @ x[col0 : col0 + TILE_COLS].T
-            if sq_norms is None:
+        for col0 in range(row0 if triangle else 0, len(y), TILE_COLS):
+            tile = rows @ y[col0 : col0 + TILE_COLS].T
+            if sq_x is None:
                 np.subtract(1.0, tile, out=tile)
             else:
                 tile *= -2.0
-                tile += sq_norms[row0 : row0 + len(rows), None]
-                tile += sq_norms[None, col0 : col0 + tile.shape[1]]
-            if col0 == row0:
+                tile += sq_x[row0 : row0 + len(rows), None]
+                tile += sq_y[None, col0 : col0 + tile.shape[1]]
+            if triangle and col0 == row0:
                 diag = np.arange(min(len(rows), tile.shape[1]))
                 tile[diag, diag] = np.inf
             yield row0, col0, tile
         if progress:
             done = min(n, row0 + TILE_ROWS)
-            progress((done / n) * (2 - done / n), f"compared {done}/{n} samples")
+            share = (done / n) * (2 - done / n) if triangle else done / n
+            progress(share, f"compared {done}/{n} samples")
 
 
-def _tile_limit(max_dist: float, sq_norms) -> float:
+def _tile_limit(max_dist: float, *sq_norms) -> float:
     """The tile value under which a pair may be within ``max_dist``, with a
     margin for float32 rounding."""
-    if sq_norms is None:
+    if sq_norms[0] is None:
         return max_dist + 1e-4
-    return max_dist**2 + 1e-4 * float(sq_norms.max(initial=0.0))
+    return max_dist**2 + 1e-4 * max(float(sq.max(initial=0.0)) for sq in sq_norms)
 
 
-def exact_distances(x: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np.ndarray:
-    """Distances between rows ``i`` and ``j`` of prepared rows, in float64."""
+def exact_distances(x: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str, y=None) -> np.ndarray:
+    """Distances between prepared rows ``x[i]`` and ``y[j]`` (``y`` defaults
+    to ``x``), in float64."""
+    y = x if y is None else y
     out = np.empty(len(i), dtype=np.float64)
     for start in range(0, len(i), PAIR_CHUNK):
         a = x[i[start : start + PAIR_CHUNK]].astype(np.float64)
-        b = x[j[start : start + PAIR_CHUNK]].astype(np.float64)
+        b = y[j[start : start + PAIR_CHUNK]].astype(np.float64)
         if metric == "cosine":
             out[start : start + len(a)] = 1.0 - np.einsum("ij,ij->i", a, b)
         else:
@@ -103,7 +110,13 @@ def exact_distances(x: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) ->
     return out
 
 
-def find_pairs(embeddings: np.ndarray, metric: str, max_dist: float, progress: Progress = None) -> Pairs:
+def find_pairs(
+    embeddings: np.ndarray,
+    metric: str,
+    max_dist: float,
+    progress: Progress = None,
+    references: Optional[np.ndarray] = None,
+) -> Pairs:
     """All pairs within ``max_dist`` of each other, by exact blocked search.
 
     Args:
@@ -111,43 +124,62 @@ def find_pairs(embeddings: np.ndarray, metric: str, max_dist: float, progress: P
         metric: "cosine" or "euclidean"
         max_dist: the largest distance kept
         progress: optional ``callback(fraction, label)``
+        references: optional ``m x d`` array; if given, the pairs are
+            ``(i, j)`` with ``embeddings[i]`` near ``references[j]``, instead
+            of pairs ``i < j`` within ``embeddings``
 
     Returns:
         :class:`Pairs`, with distances re-measured in float64
     """
-    x, sq_norms = _prepare(embeddings, metric)
-    limit = _tile_limit(max_dist, sq_norms)
+    x, sq_x = _prepare(embeddings, metric)
+    y, sq_y = (None, None) if references is None else _prepare(references, metric)
+    limit = _tile_limit(max_dist, sq_x) if y is None else _tile_limit(max_dist, sq_x, sq_y)
     found = [(np.empty(0, np.int64), np.empty(0, np.int64))]
-    for row0, col0, tile in _distance_tiles(x, sq_norms, progress):
+    for row0, col0, tile in _distance_tiles(x, sq_x, y, sq_y, progress):
         r, c = np.nonzero(tile <= limit)
-        upper = c + col0 > r + row0
-        found.append((r[upper] + row0, c[upper] + col0))
+        if y is None:
+            upper = c + col0 > r + row0
+            r, c = r[upper], c[upper]
+        found.append((r + row0, c + col0))
     i, j = (np.concatenate(parts) for parts in zip(*found))
-    dist = exact_distances(x, i, j, metric)
+    dist = exact_distances(x, i, j, metric, y)
     close = dist <= max_dist
     i, j, dist = i[close], j[close], dist[close]
     order = np.lexsort((j, i))
     return Pairs(i[order], j[order], dist[order])
 
 
-def nearest_neighbor_distances(embeddings: np.ndarray, metric: str, progress: Progress = None) -> np.ndarray:
-    """Each sample's distance to its nearest other sample (inf when alone)."""
-    x, sq_norms = _prepare(embeddings, metric)
+def nearest_neighbor_distances(
+    embeddings: np.ndarray,
+    metric: str,
+    progress: Progress = None,
+    references: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Each sample's distance to its nearest other sample, or to its nearest
+    reference if ``references`` are given (inf when there is none)."""
+    x, sq_x = _prepare(embeddings, metric)
+    y, sq_y = (None, None) if references is None else _prepare(references, metric)
     n = len(x)
     best = np.full(n, np.inf, dtype=np.float32)
-    nearest = np.arange(n)
-    for row0, col0, tile in _distance_tiles(x, sq_norms, progress):
-        for axis, offset, other in ((1, row0, col0), (0, col0, row0)):
-            span = slice(offset, offset + tile.shape[1 - axis])
-            arg = tile.argmin(axis=axis)
-            value = np.take_along_axis(tile, np.expand_dims(arg, axis), axis).squeeze(axis)
-            better = value < best[span]
-            best[span][better] = value[better]
-            nearest[span][better] = arg[better] + other
-    found = nearest != np.arange(n)
+    nearest = np.full(n, -1)
+    for row0, col0, tile in _distance_tiles(x, sq_x, y, sq_y, progress):
+        _keep_nearest(tile, 1, best[row0:], nearest[row0:], col0)
+        if y is None:
+            _keep_nearest(tile, 0, best[col0:], nearest[col0:], row0)
+    found = nearest >= 0
     dist = np.full(n, np.inf)
-    dist[found] = exact_distances(x, np.arange(n)[found], nearest[found], metric)
+    dist[found] = exact_distances(x, np.nonzero(found)[0], nearest[found], metric, y)
     return dist
+
+
+def _keep_nearest(tile, axis, best, nearest, offset):
+    """Updates running minima along one axis of a tile (in place)."""
+    arg = tile.argmin(axis=axis)
+    value = np.take_along_axis(tile, np.expand_dims(arg, axis), axis).squeeze(axis)
+    size = len(value)
+    better = value < best[:size]
+    best[:size][better] = value[better]
+    nearest[:size][better] = arg[better] + offset
 
 
 def greedy_duplicates(n: int, pairs: Pairs, threshold: float) -> np.ndarray:

@@ -137,3 +137,19 @@ def test_lancedb_index_gives_the_same_groups(clustered, tmp_path):
     approx_dups.find_approximate_duplicates(dataset, "sim", threshold=0.05)
     assert len(from_lance) > 100
     assert from_lance.keys() ^ our_groups(dataset).keys() <= near_threshold_ids(dataset, emb, 0.05)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_cross_search_matches_brute_force(metric):
+    emb = clustered_embeddings(n=900, dim=16, seed=7)
+    queries, references = emb[:300], emb[300:]
+    dists = pairwise_distances(queries.astype(np.float64), references.astype(np.float64), metric=metric)
+    max_dist = float(np.quantile(dists, 0.005))
+    pairs = neighbors.find_pairs(queries, metric, max_dist, references=references)
+    expected = set(zip(*np.nonzero(dists <= max_dist)))
+    borderline = set(zip(*np.nonzero(np.abs(dists - max_dist) <= TOLERANCE)))
+    assert len(expected) > 100
+    assert set(zip(pairs.i.tolist(), pairs.j.tolist())) ^ expected <= borderline
+    assert np.allclose(pairs.dist, dists[pairs.i, pairs.j], atol=TOLERANCE)
+    nearest = neighbors.nearest_neighbor_distances(queries, metric, references=references)
+    assert np.allclose(nearest, dists.min(axis=1), atol=TOLERANCE)
