@@ -8,16 +8,27 @@ Distances are in the index's metric (cosine distance = 1 - cosine similarity).
 Like the brain's sklearn backend, sklearn indexes are mean-centered first.
 """
 
-from dataclasses import asdict, dataclass
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 import fiftyone as fo
+import fiftyone.brain as fob
+import fiftyone.zoo as foz
 from fiftyone import ViewField as F
 
-from . import groups
-from .neighbors import Groups, search_duplicates
+from . import groups, pixel_embeddings
+from .neighbors import (
+    Groups,
+    Pairs,
+    find_pairs,
+    greedy_duplicates,
+    nearest_neighbor_distances,
+    search_duplicates,
+)
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_FRACTION = 0.1
@@ -25,6 +36,12 @@ GROUP_FIELD = "approx_dup_group_id"
 DIST_FIELD = "approx_dup_dist"
 APPROX_DUP_VIEW = "approx_dup_view"
 APPROX_DUP_GROUPS_VIEW = "approx_dup_groups_view"
+LEAK_REF_FIELD = "approx_leak_ref_id"
+LEAK_DIST_FIELD = "approx_leak_dist"
+APPROX_LEAK_VIEW = "approx_leak_view"
+INDEX_SOURCES = ("existing", "pixels", "model")
+HISTOGRAM_BINS = 40
+PREVIEW_CACHE_SIZE = 4
 FIND_LABEL = "Dedup: Find approximate duplicates"
 SUPPORTED_METRICS = ("cosine", "euclidean")
 NO_INDEX_MESSAGE = (
@@ -32,12 +49,16 @@ NO_INDEX_MESSAGE = (
     "fiftyone.brain.compute_similarity(dataset, embeddings='my_embeddings', "
     "brain_key='sim'), or with a model"
 )
+MODEL_HELP = (
+    "a FiftyOne zoo model name (fiftyone.zoo.list_zoo_models()), e.g. "
+    "'clip-vit-base32-torch'; its weights are downloaded on first use"
+)
 
 Progress = Optional[Callable[[float, str], None]]
 
 
 @dataclass
-class ApproxFindResult:
+class ApproxFindResult(groups.Result):
     """What a find run found."""
 
     num_images_with_approx_dups: int
@@ -46,8 +67,44 @@ class ApproxFindResult:
     threshold: Optional[float]
     num_not_indexed: int
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+@dataclass
+class ApproxLeakResult(groups.Result):
+    """What a leakage check found."""
+
+    num_leaked: int
+    num_references: int
+    threshold: float
+    num_not_indexed: int
+
+
+@dataclass
+class ThresholdPreview:
+    """Each sample's nearest-neighbour distance as a histogram, and what a
+    threshold would find.
+
+    Attributes:
+        bin_edges: ``HISTOGRAM_BINS + 1`` edges (empty if no sample has a
+            neighbour)
+        counts: samples per bin
+        num_within: samples whose nearest neighbour is within the threshold
+        num_dups: samples a deduplicate would remove at the threshold (the
+            greedy rule); in a leakage check, the samples that leak
+    """
+
+    bin_edges: list
+    counts: list
+    num_within: int
+    num_dups: int
+
+
+@dataclass(frozen=True)
+class NewIndex:
+    """A similarity index a find creates first (see :func:`create_similarity_index`)."""
+
+    source: str
+    brain_key: str = pixel_embeddings.DEFAULT_BRAIN_KEY
+    model_name: Optional[str] = None
 
 
 def similarity_brain_keys(dataset: fo.Dataset) -> list:
@@ -178,13 +235,53 @@ def find_approximate_duplicates(
     )
 
 
+def find(
+    samples: fo.core.collections.SampleCollection,
+    brain_key: Optional[str],
+    new_index: Optional[NewIndex] = None,
+    references: Optional[fo.core.collections.SampleCollection] = None,
+    method: str = "threshold",
+    threshold: float = DEFAULT_THRESHOLD,
+    fraction: float = DEFAULT_FRACTION,
+    progress: Progress = None,
+):
+    """What the find operator runs: optionally creates a similarity index,
+    then groups near duplicates, or checks leakage against ``references``.
+
+    Args:
+        samples: the dataset or view to search
+        brain_key: an existing similarity index (ignored with ``new_index``)
+        new_index: the index to create first, over the whole dataset
+        references: compare against these instead (leakage check; method
+            "threshold" only)
+        method: "threshold" or "fraction"
+        threshold: distance threshold
+        fraction: fraction of duplicates, for method "fraction"
+        progress: optional ``callback(fraction, label)``
+
+    Returns:
+        an :class:`ApproxFindResult`, or an :class:`ApproxLeakResult`
+
+    Raises:
+        ValueError: on bad input, before anything is changed
+    """
+    if references is not None and method != "threshold":
+        raise ValueError("method_choices must be 'threshold' when comparing against references")
+    if new_index is not None:
+        _validate(method, threshold, fraction, "cosine")
+        if len(samples) == 0:
+            raise ValueError("There are no samples to search for duplicates")
+        dataset = groups.root_dataset(samples)
+        create_similarity_index(dataset, new_index.source, new_index.brain_key, new_index.model_name)
+        brain_key = new_index.brain_key
+    if references is not None:
+        return find_approximate_leaks(samples, references, brain_key, threshold, progress)
+    return find_approximate_duplicates(samples, brain_key, method, threshold, fraction, progress)
+
+
 def _save_groups(dataset: fo.Dataset, ids: list, found: Groups) -> tuple:
     """Replaces the stored groups with ``found`` and saves both views."""
-    for field, ftype in ((GROUP_FIELD, fo.StringField), (DIST_FIELD, fo.FloatField)):
-        if dataset.has_sample_field(field):
-            dataset.exists(field).clear_sample_field(field)
-        else:
-            dataset.add_sample_field(field, ftype)
+    _replace_fields(dataset, ((GROUP_FIELD, fo.StringField), (DIST_FIELD, fo.FloatField)))
     members = np.nonzero(found.rep >= 0)[0]
     member_ids = [ids[k] for k in members]
     dataset.set_values(
@@ -196,6 +293,15 @@ def _save_groups(dataset: fo.Dataset, ids: list, found: Groups) -> tuple:
     dataset.save_view(APPROX_DUP_VIEW, approx_dup_view(dataset), overwrite=True)
     dataset.save_view(APPROX_DUP_GROUPS_VIEW, _grouped(approx_dup_view(dataset)), overwrite=True)
     return len(members), int((found.rep[members] == members).sum())
+
+
+def _replace_fields(dataset: fo.Dataset, fields: tuple) -> None:
+    """Clears each ``(name, type)`` field, adding it if missing."""
+    for field, ftype in fields:
+        if dataset.has_sample_field(field):
+            dataset.exists(field).clear_sample_field(field)
+        else:
+            dataset.add_sample_field(field, ftype)
 
 
 def approx_dup_view(dataset: fo.Dataset) -> fo.DatasetView:
@@ -226,19 +332,212 @@ def approx_dup_groups_view(dataset: fo.Dataset) -> fo.DatasetView:
 
 
 def count_to_delete(dataset: fo.Dataset, keep_representative: bool) -> int:
-    """How many samples a remove (or a deduplicate) would delete now."""
+    """How many samples a remove (or a deduplicate) would delete or tag now."""
     view = load_approx_dup_view(dataset)
     return groups.count_to_delete(view, GROUP_FIELD, keep_representative)
 
 
-def delete_duplicates(dataset: fo.Dataset, keep_representative: bool) -> int:
-    """Deletes every grouped sample, or all but each group's representative,
-    in one bulk delete.
+def clean_duplicates(dataset: fo.Dataset, cleanup: groups.Cleanup) -> int:
+    """Deletes or tags every grouped sample, or all but one representative
+    per group (see :class:`groups.Cleanup`; rule "search" keeps the
+    representative the search chose).
 
     Returns:
-        the number of samples deleted
+        the number of samples deleted or tagged
     """
     view = load_approx_dup_view(dataset)
-    return groups.delete_duplicates(
-        dataset, view, GROUP_FIELD, (GROUP_FIELD, DIST_FIELD), keep_representative
+    return groups.apply_cleanup(dataset, view, GROUP_FIELD, (GROUP_FIELD, DIST_FIELD), cleanup)
+
+
+def create_similarity_index(
+    dataset: fo.Dataset, source: str, brain_key: str, model_name: Optional[str] = None
+) -> None:
+    """Indexes the whole dataset as a regular sklearn similarity brain run.
+
+    Args:
+        dataset: the dataset
+        source: "pixels" (:mod:`pixel_embeddings`: no model, no download) or
+            "model" (a FiftyOne zoo model)
+        brain_key: the new brain key
+        model_name: the zoo model, for source "model"
+
+    Raises:
+        ValueError: if the key is taken, the model is unknown or can't be
+            loaded (e.g. offline), or an image can't be read; no brain run
+            is left behind then
+    """
+    if not brain_key or brain_key in dataset.list_brain_runs():
+        raise ValueError(f"new_brain_key '{brain_key}' is empty or already used; pick another")
+    if source == "pixels":
+        pixel_embeddings.compute_pixel_similarity(dataset, brain_key)
+        return
+    if source != "model":
+        raise ValueError(f"index_source must be one of {INDEX_SOURCES}, got '{source}'")
+    if model_name not in foz.list_zoo_models():
+        raise ValueError(f"model_name '{model_name}' is not {MODEL_HELP}")
+    try:
+        fob.compute_similarity(dataset, model=model_name, brain_key=brain_key, backend="sklearn")
+    except (OSError, ImportError) as e:
+        if brain_key in dataset.list_brain_runs():
+            dataset.delete_brain_run(brain_key)
+        raise ValueError(
+            f"Could not compute embeddings with zoo model '{model_name}' ({e}). Its weights are "
+            "downloaded on first use, which needs internet; offline, use index_source='pixels'"
+        ) from e
+
+
+def _leak_embeddings(samples, references, brain_key: str) -> tuple:
+    """Index embeddings of ``samples`` and ``references``, centered together
+    when both are in the dataset (sklearn); another dataset needs its own
+    index under the same brain key, each side centered on its own mean.
+
+    Returns:
+        ``(queries, query_ids, refs, ref_ids, metric)``
+    """
+    ref_ids = references.values("id")
+    if groups.dataset_name(references) == groups.dataset_name(samples):
+        both = groups.root_dataset(samples).select(samples.values("id") + ref_ids)
+        embeddings, ids, metric = load_index_embeddings(both, brain_key)
+        is_ref = np.isin(ids, ref_ids)
+        ids = np.asarray(ids)
+        return embeddings[~is_ref], list(ids[~is_ref]), embeddings[is_ref], list(ids[is_ref]), metric
+    metric = _similarity_config(groups.root_dataset(references), brain_key).metric
+    queries, query_ids, query_metric = load_index_embeddings(samples, brain_key)
+    refs, ref_ids, _ = load_index_embeddings(references, brain_key)
+    if metric != query_metric or queries.shape[1:] != refs.shape[1:]:
+        raise ValueError(
+            f"Similarity index '{brain_key}' of '{groups.dataset_name(references)}' is not comparable "
+            "with this dataset's (other metric or embedding size)"
+        )
+    return queries, query_ids, refs, ref_ids, metric
+
+
+def find_approximate_leaks(
+    samples: fo.core.collections.SampleCollection,
+    references: fo.core.collections.SampleCollection,
+    brain_key: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    progress: Progress = None,
+) -> ApproxLeakResult:
+    """Marks the samples of ``samples`` within ``threshold`` of a sample of
+    ``references`` (e.g. train images near a test image) and saves
+    ``approx_leak_view`` (sorted by distance).
+
+    Writes ``approx_leak_ref_id`` (the nearest reference's sample id) and
+    ``approx_leak_dist`` on leaking samples, replacing any previous check.
+    Only ``samples`` is written; reference samples also in ``samples`` are
+    not searched.
+
+    Args:
+        samples: the dataset or view to check
+        references: a view of the same dataset or another dataset with a
+            similarity index under the same ``brain_key``
+        brain_key: a sample-level similarity index
+        threshold: distance threshold in the index's metric
+        progress: optional ``callback(fraction, label)``
+
+    Returns:
+        an :class:`ApproxLeakResult`
+
+    Raises:
+        ValueError: on a bad brain key or threshold, or nothing to compare;
+            nothing is changed then
+    """
+    dataset = groups.root_dataset(samples)
+    _validate("threshold", threshold, None, _similarity_config(dataset, brain_key).metric)
+    samples = groups.without(samples, references)
+    if len(samples) == 0:
+        raise ValueError("There are no samples outside the references to check for leaks")
+    queries, ids, refs, ref_ids, metric = _leak_embeddings(samples, references, brain_key)
+    if not ids or not ref_ids:
+        raise ValueError(f"Samples or references are missing from similarity index '{brain_key}'")
+    pairs = find_pairs(queries, metric, threshold, progress, references=refs)
+    order = np.lexsort((pairs.j, pairs.dist, pairs.i))
+    first = order[np.unique(pairs.i[order], return_index=True)[1]]
+    leaked = [ids[k] for k in pairs.i[first]]
+    _replace_fields(dataset, ((LEAK_REF_FIELD, fo.StringField), (LEAK_DIST_FIELD, fo.FloatField)))
+    dataset.set_values(
+        LEAK_REF_FIELD, dict(zip(leaked, (ref_ids[k] for k in pairs.j[first]))), key_field="id"
     )
+    dataset.set_values(LEAK_DIST_FIELD, dict(zip(leaked, pairs.dist[first].tolist())), key_field="id")
+    leak_view = dataset.exists(LEAK_REF_FIELD).sort_by([(LEAK_DIST_FIELD, 1), ("_id", 1)])
+    dataset.save_view(APPROX_LEAK_VIEW, leak_view, overwrite=True)
+    return ApproxLeakResult(
+        num_leaked=len(leaked),
+        num_references=len(references),
+        threshold=threshold,
+        num_not_indexed=len(samples) - len(ids),
+    )
+
+
+class _Search:
+    """What a threshold preview keeps between form updates: the nearest
+    distances, and the pairs within the largest threshold asked so far."""
+
+    def __init__(self, nearest: np.ndarray):
+        self.nearest = nearest
+        self.pairs: Optional[Pairs] = None
+        self.max_dist = -1.0
+
+
+_PREVIEWS: "OrderedDict[tuple, _Search]" = OrderedDict()
+
+
+def _fingerprint(samples: Optional[fo.core.collections.SampleCollection]) -> tuple:
+    if samples is None:
+        return ()
+    stages = [] if isinstance(samples, fo.Dataset) else samples._serialize()
+    stages = [{k: v for k, v in stage.items() if k != "_uuid"} for stage in stages]
+    return groups.dataset_name(samples), json.dumps(stages, sort_keys=True, default=str), len(samples)
+
+
+def threshold_preview(
+    samples: fo.core.collections.SampleCollection,
+    brain_key: str,
+    threshold: float,
+    references: Optional[fo.core.collections.SampleCollection] = None,
+) -> ThresholdPreview:
+    """The nearest-neighbour distance histogram of ``samples`` (to each
+    other, or to ``references``) and the counts at ``threshold``, for the
+    find form.
+
+    The search is cached per brain run, scope and size (the last
+    :data:`PREVIEW_CACHE_SIZE`): typing another threshold re-counts in
+    memory; only a larger threshold than any before searches pairs again.
+
+    Raises:
+        ValueError: on a bad brain key
+    """
+    dataset = groups.root_dataset(samples)
+    run_time = str(dataset.get_brain_info(brain_key).timestamp)
+    key = (brain_key, run_time, _fingerprint(samples), _fingerprint(references))
+    search = _PREVIEWS.pop(key, None)
+    embeddings = None
+    if search is None:
+        embeddings, metric = _preview_embeddings(samples, brain_key, references)
+        search = _Search(nearest_neighbor_distances(embeddings[0], metric, references=embeddings[1]))
+    _PREVIEWS[key] = search
+    while len(_PREVIEWS) > PREVIEW_CACHE_SIZE:
+        _PREVIEWS.popitem(last=False)
+    within = search.nearest <= threshold
+    if references is not None:
+        num_dups = int(within.sum())
+    else:
+        if threshold > search.max_dist:
+            if embeddings is None:
+                embeddings, metric = _preview_embeddings(samples, brain_key, None)
+            search.pairs = find_pairs(embeddings[0], metric, threshold)
+            search.max_dist = threshold
+        num_dups = int(greedy_duplicates(len(within), search.pairs, threshold).sum())
+    finite = search.nearest[np.isfinite(search.nearest)]
+    counts, edges = (np.histogram(finite, bins=HISTOGRAM_BINS) if len(finite) else ([], []))
+    return ThresholdPreview(list(map(float, edges)), list(map(int, counts)), int(within.sum()), num_dups)
+
+
+def _preview_embeddings(samples, brain_key: str, references) -> tuple:
+    """``((queries, references or None), metric)`` for a preview."""
+    if references is None:
+        embeddings, _, metric = load_index_embeddings(samples, brain_key)
+        return (embeddings, None), metric
+    queries, _, refs, _, metric = _leak_embeddings(samples, references, brain_key)
+    return (queries, refs), metric

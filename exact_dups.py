@@ -1,5 +1,8 @@
 """Exact duplicates: a stable content hash of every media file, stored in the
-``filehash`` field, and the saved view of samples whose hash occurs twice.
+``filehash`` field, and the saved view of samples whose hash occurs twice
+(``exact_dup_view``, marker ``is_exact_dup``), or, in a leakage check, of
+samples whose hash occurs in a reference collection (``exact_leak_view``,
+marker ``is_exact_leak``).
 
 A sample's hash is the sha256 of its file's bytes, so it is the same in every
 process and on every machine (unlike ``fiftyone.core.utils.compute_filehash``
@@ -9,7 +12,7 @@ with its default method, which uses Python's salted ``hash()``).
 import hashlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import fiftyone as fo
@@ -20,6 +23,8 @@ from . import groups
 FILEHASH_FIELD = "filehash"
 MARKER_FIELD = "is_exact_dup"
 EXACT_DUP_VIEW = "exact_dup_view"
+LEAK_FIELD = "is_exact_leak"
+EXACT_LEAK_VIEW = "exact_leak_view"
 FIND_LABEL = "Dedup: Find exact duplicates"
 HASH_BATCH = 2000
 MAX_LISTED_FAILURES = 5
@@ -28,7 +33,7 @@ Progress = Optional[Callable[[float, str], None]]
 
 
 @dataclass
-class ExactFindResult:
+class ExactFindResult(groups.Result):
     """What a find run did and found."""
 
     num_images_with_exact_dups: int
@@ -37,8 +42,16 @@ class ExactFindResult:
     num_unreadable: int
     unreadable_paths: list
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+@dataclass
+class ExactLeakResult(groups.Result):
+    """What a leakage check did and found."""
+
+    num_leaked: int
+    num_references: int
+    num_hashed: int
+    num_unreadable: int
+    unreadable_paths: list
 
 
 def hash_file(path: str) -> str:
@@ -100,6 +113,23 @@ def compute_filehashes(
     return len(ids), unreadable
 
 
+def _set_marker(dataset: fo.Dataset, field: str, ids: list) -> None:
+    """Sets the boolean ``field`` True on ``ids`` and clears it elsewhere."""
+    if dataset.has_sample_field(field):
+        dataset.exists(field).clear_sample_field(field)
+    else:
+        dataset.add_sample_field(field, fo.BooleanField)
+    dataset.set_values(field, dict.fromkeys(ids, True), key_field="id")
+
+
+def _marked_view(dataset: fo.Dataset, field: str) -> fo.DatasetView:
+    """The samples marked in ``field`` sorted by ``filehash``, first added
+    first: a match and a sort, constant size at any dataset size."""
+    return dataset.match(F(field) == True).sort_by(  # noqa: E712
+        [(FILEHASH_FIELD, 1), ("created_at", 1), ("_id", 1)]
+    )
+
+
 def mark_exact_duplicates(samples: fo.core.collections.SampleCollection) -> tuple:
     """Marks the samples whose ``filehash`` occurs two or more times in
     ``samples`` (clearing any previous marks) and saves ``exact_dup_view``.
@@ -110,26 +140,14 @@ def mark_exact_duplicates(samples: fo.core.collections.SampleCollection) -> tupl
     dataset = groups.root_dataset(samples)
     ids, hashes = samples.exists(FILEHASH_FIELD).values(["id", FILEHASH_FIELD])
     counts = Counter(hashes)
-    dup_ids = [i for i, h in zip(ids, hashes) if counts[h] > 1]
-    if dataset.has_sample_field(MARKER_FIELD):
-        dataset.exists(MARKER_FIELD).clear_sample_field(MARKER_FIELD)
-    else:
-        dataset.add_sample_field(MARKER_FIELD, fo.BooleanField)
-    dataset.set_values(MARKER_FIELD, dict.fromkeys(dup_ids, True), key_field="id")
+    _set_marker(dataset, MARKER_FIELD, [i for i, h in zip(ids, hashes) if counts[h] > 1])
     dataset.save_view(EXACT_DUP_VIEW, exact_dup_view(dataset), overwrite=True)
-    num_groups = sum(1 for c in counts.values() if c > 1)
-    return len(dup_ids), num_groups
+    return sum(c for c in counts.values() if c > 1), sum(1 for c in counts.values() if c > 1)
 
 
 def exact_dup_view(dataset: fo.Dataset) -> fo.DatasetView:
-    """The marked samples sorted by ``filehash``, first added first.
-
-    Its definition is a match on a marker field and a sort: constant size at
-    any dataset size.
-    """
-    return dataset.match(F(MARKER_FIELD) == True).sort_by(  # noqa: E712
-        [(FILEHASH_FIELD, 1), ("created_at", 1), ("_id", 1)]
-    )
+    """The samples marked as exact duplicates, sorted by ``filehash``."""
+    return _marked_view(dataset, MARKER_FIELD)
 
 
 def find_exact_duplicates(
@@ -180,19 +198,66 @@ def exact_dup_groups_view(dataset: fo.Dataset) -> fo.DatasetView:
 
 
 def count_to_delete(dataset: fo.Dataset, keep_representative: bool) -> int:
-    """How many samples a remove (or a deduplicate) would delete now."""
+    """How many samples a remove (or a deduplicate) would delete or tag now."""
     view = load_exact_dup_view(dataset)
     return groups.count_to_delete(view, FILEHASH_FIELD, keep_representative)
 
 
-def delete_duplicates(dataset: fo.Dataset, keep_representative: bool) -> int:
-    """Deletes every sample of ``exact_dup_view``, or all but the first added
-    of each ``filehash`` group, in one bulk delete.
+def clean_duplicates(dataset: fo.Dataset, cleanup: groups.Cleanup) -> int:
+    """Deletes or tags every sample of ``exact_dup_view``, or all but one
+    representative of each ``filehash`` group (see :class:`groups.Cleanup`).
 
     Returns:
-        the number of samples deleted
+        the number of samples deleted or tagged
     """
     view = load_exact_dup_view(dataset)
-    return groups.delete_duplicates(
-        dataset, view, FILEHASH_FIELD, (MARKER_FIELD,), keep_representative
+    return groups.apply_cleanup(dataset, view, FILEHASH_FIELD, (MARKER_FIELD,), cleanup)
+
+
+def find_exact_leaks(
+    samples: fo.core.collections.SampleCollection,
+    references: fo.core.collections.SampleCollection,
+    rehash: bool = False,
+    num_workers: int = 8,
+    progress: Progress = None,
+) -> ExactLeakResult:
+    """Marks the samples of ``samples`` whose file is byte-identical to a
+    file of ``references`` (e.g. train samples also in test) in
+    ``is_exact_leak`` and saves ``exact_leak_view``.
+
+    Reference samples that are also in ``samples`` are not searched, and are
+    never marked: only ``samples`` is written. Missing hashes are computed
+    on both sides (stored in ``filehash``, as a find does).
+
+    Args:
+        samples: the dataset or view to check
+        references: a view of the same dataset, or another dataset
+        rehash: hash every file again
+        num_workers: number of reader threads
+        progress: optional ``callback(fraction, label)``
+
+    Returns:
+        an :class:`ExactLeakResult`
+
+    Raises:
+        ValueError: if ``samples`` has no sample outside ``references``
+    """
+    samples = groups.without(samples, references)
+    if len(samples) == 0:
+        raise ValueError("There are no samples outside the references to check for leaks")
+    num_hashed, unreadable = compute_filehashes(samples, rehash, num_workers, progress)
+    ref_hashed, ref_unreadable = compute_filehashes(references, rehash, num_workers, progress)
+    known = set(references.exists(FILEHASH_FIELD).values(FILEHASH_FIELD))
+    ids, hashes = samples.exists(FILEHASH_FIELD).values(["id", FILEHASH_FIELD])
+    leaked = [i for i, h in zip(ids, hashes) if h in known]
+    dataset = groups.root_dataset(samples)
+    _set_marker(dataset, LEAK_FIELD, leaked)
+    dataset.save_view(EXACT_LEAK_VIEW, _marked_view(dataset, LEAK_FIELD), overwrite=True)
+    unreadable += ref_unreadable
+    return ExactLeakResult(
+        num_leaked=len(leaked),
+        num_references=len(references),
+        num_hashed=num_hashed + ref_hashed,
+        num_unreadable=len(unreadable),
+        unreadable_paths=unreadable[:MAX_LISTED_FAILURES],
     )

@@ -4,6 +4,14 @@ Each image becomes the low-frequency DCT coefficients of a small grayscale
 thumbnail, without the DC term and normalized, so resizing, recompression,
 brightness and contrast changes move it little while different photos land
 far apart in cosine distance.
+
+Measured on the bundled photos of scikit-image and scikit-learn (20 photos,
+8 edited copies each: resize 0.5-0.9, JPEG quality 30-60, crop up to 10%,
+brightness and contrast +-20%, noise, a text overlay, and all combined;
+``tests/test_pixel_embeddings.py``), through the find operator on an sklearn
+index (mean-centered cosine distance) at :data:`DEFAULT_THRESHOLD`: pairwise
+F1 0.97-0.98 over four random edit sets, with no false pair. Strongly
+textured photos (brick, gravel) cropped or resized are what it misses.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +27,18 @@ THUMBNAIL = 32
 LOW_FREQUENCIES = 8
 DIM = LOW_FREQUENCIES * LOW_FREQUENCIES - 1
 DEFAULT_BRAIN_KEY = "dedup_pixels"
+DEFAULT_THRESHOLD = 0.3  # cosine distance, on the mean-centered embeddings
 
 
 def embed_image(path: str) -> np.ndarray:
-    """The perceptual embedding of one image file."""
+    """The perceptual embedding of one image file.
+
+    Args:
+        path: an image file Pillow can read
+
+    Returns:
+        a unit float32 vector of length :data:`DIM`
+    """
     with Image.open(path) as image:
         image.draft("L", (2 * THUMBNAIL, 2 * THUMBNAIL))  # fast JPEG decoding
         gray = ImageOps.exif_transpose(image).convert("L")
@@ -35,6 +51,13 @@ def embed_image(path: str) -> np.ndarray:
 
 def embed_images(paths: list, num_workers: int = 4) -> np.ndarray:
     """Embeds image files in parallel threads.
+
+    Args:
+        paths: image files
+        num_workers: number of threads
+
+    Returns:
+        an ``len(paths) x DIM`` float32 array
 
     Raises:
         ValueError: naming the first few files that can't be read as images
@@ -61,6 +84,10 @@ def compute_pixel_similarity(
 ):
     """Builds a sklearn similarity index of ``samples`` from pixel embeddings,
     stored as a regular brain run under ``brain_key``.
+
+    Args:
+        samples: the dataset or view to index
+        brain_key: the brain key of the new run
 
     Returns:
         the :class:`fiftyone.brain.similarity.SimilarityIndex`
