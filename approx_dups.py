@@ -387,9 +387,9 @@ def create_similarity_index(
 
 
 def _leak_embeddings(samples, references, brain_key: str) -> tuple:
-    """Index embeddings of ``samples`` and ``references``, centered together
-    when both are in the dataset (sklearn); another dataset needs its own
-    index under the same brain key, each side centered on its own mean.
+    """Index embeddings of ``samples`` and ``references``, centered on their
+    common mean for sklearn indexes (as one search over both would be).
+    Another dataset needs its own index under the same brain key.
 
     Returns:
         ``(queries, query_ids, refs, ref_ids, metric)``
@@ -406,10 +406,24 @@ def _leak_embeddings(samples, references, brain_key: str) -> tuple:
     refs, ref_ids, _ = load_index_embeddings(references, brain_key)
     if metric != query_metric or queries.shape[1:] != refs.shape[1:]:
         raise ValueError(
-            f"Similarity index '{brain_key}' of '{groups.dataset_name(references)}' is not comparable "
-            "with this dataset's (other metric or embedding size)"
+            f"Similarity index '{brain_key}' of '{groups.dataset_name(references)}' is not "
+            "comparable with this dataset's (other metric or embedding size)"
         )
+    query_mean, ref_mean = _sklearn_mean(samples, brain_key), _sklearn_mean(references, brain_key)
+    mean = (len(queries) * query_mean + len(refs) * ref_mean) / max(1, len(queries) + len(refs))
+    queries += (query_mean - mean).astype(np.float32)
+    refs += (ref_mean - mean).astype(np.float32)
     return queries, query_ids, refs, ref_ids, metric
+
+
+def _sklearn_mean(samples, brain_key: str):
+    """The mean embedding :func:`load_index_embeddings` subtracted from
+    ``samples`` (0 for backends it does not center)."""
+    dataset = groups.root_dataset(samples)
+    if dataset.get_brain_info(brain_key).config.method != "sklearn" or len(samples) == 0:
+        return np.float64(0.0)
+    index = dataset.load_brain_results(brain_key)
+    return index.get_embeddings(sample_ids=samples.values("id"))[0].mean(axis=0, dtype=np.float64)
 
 
 def find_approximate_leaks(

@@ -125,6 +125,8 @@ def reference_collection(
         refs = dataset.match_tags(name)
     elif kind == "dataset" and name in fo.list_datasets() and name != dataset.name:
         refs = fo.load_dataset(name)
+    elif not name:
+        raise ValueError(f"Pick the {kind} to compare against")
     else:
         raise ValueError(f"No {kind} named '{name}' to compare against (compare_to={kind})")
     if len(refs) == 0:
