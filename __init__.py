@@ -201,7 +201,7 @@ class FindApproximateDuplicates(foo.Operator):
             new_index=new_index,
             references=_references(ctx),
             method=params.get("method_choices", "threshold"),
-            threshold=params.get("threshold_value", _default_threshold(ctx)),
+            threshold=params.get("threshold_value", _default_threshold(source)),
             fraction=params.get("dup_fraction", approx_dups.DEFAULT_FRACTION),
             progress=_progress(ctx),
         )
@@ -220,8 +220,8 @@ class FindApproximateDuplicates(foo.Operator):
         return types.Property(outputs)
 
 
-def _default_threshold(ctx):
-    if ctx.params.get("index_source", "existing") == "pixels":
+def _default_threshold(source):
+    if source == "pixels":
         return pixel_embeddings.DEFAULT_THRESHOLD
     return approx_dups.DEFAULT_THRESHOLD
 
@@ -234,7 +234,7 @@ def _find_approx_form(ctx):
     refs, error = _compare_input(ctx, inputs)
     if error:
         _block(inputs, "bad_reference", error)
-    brain_key = _index_input(ctx, inputs)
+    source, brain_key = _index_input(ctx, inputs)
     leak = ctx.params.get("compare_to", "none") != "none"
     method = "threshold"
     if not leak:
@@ -242,7 +242,7 @@ def _find_approx_form(ctx):
                           {"threshold": "Distance threshold", "fraction": "Fraction of duplicates"},
                           "threshold", "Method")
     if method == "threshold":
-        threshold = _threshold_input(ctx, inputs)
+        threshold = _threshold_input(ctx, inputs, source)
         if brain_key:
             inputs.bool("show_histogram", default=True, label="Show the distance histogram",
                         description="Searches each sample's nearest neighbour once (cached)")
@@ -264,7 +264,8 @@ def _find_approx_form(ctx):
 
 def _index_input(ctx, inputs):
     """Adds the similarity index choice: an existing brain run, or a new one
-    from pixels or a zoo model. Returns the existing brain key, or None."""
+    from pixels or a zoo model. Returns the source and the existing brain
+    key (None for a new index)."""
     brain_keys = approx_dups.similarity_brain_keys(ctx.dataset)
     sources = {
         "existing": "An existing similarity index",
@@ -278,18 +279,18 @@ def _index_input(ctx, inputs):
     source = _choices(ctx, inputs, "index_source", sources, default, "Similarity index")
     if source == "existing":
         _dropdown(inputs, "sim_choices", brain_keys, "Similarity index")
-        return ctx.params.get("sim_choices", brain_keys[0])
+        return source, ctx.params.get("sim_choices", brain_keys[0])
     if source == "model":
         inputs.str("model_name", required=True, label="Zoo model", description=approx_dups.MODEL_HELP)
     inputs.str("new_brain_key", default=pixel_embeddings.DEFAULT_BRAIN_KEY,
                label="Brain key of the new index",
                description="The whole dataset is indexed as a regular similarity brain run; "
                "run find again afterwards to see the distance histogram")
-    return None
+    return source, None
 
 
-def _threshold_input(ctx, inputs):
-    default = _default_threshold(ctx)
+def _threshold_input(ctx, inputs, source):
+    default = _default_threshold(source)
     inputs.float(
         "threshold_value",
         default=default,

@@ -1,0 +1,125 @@
+"""Near duplicates with no index and no download: the find operator builds a
+regular similarity brain run from pixel embeddings; its quality is measured on
+edited copies of real photos. A zoo model needs internet: offline it fails
+clearly and changes nothing."""
+
+import itertools
+import socket
+
+import numpy as np
+import pytest
+
+import fiftyone as fo
+from conftest import write_image
+from operator_support import blocking, form, labels, run
+from photo_edits import EDITS, write_photo_set
+
+from image_dedup import pixel_embeddings
+
+FIND = "find_approximate_duplicate_images"
+MODEL = "mobilenet-v2-imagenet-torch"  # a small zoo model whose weights are not here
+
+
+def f1(pairs: set, truth: set) -> float:
+    hits = len(pairs & truth)
+    return 2 * hits / (len(pairs) + len(truth))
+
+
+@pytest.fixture(scope="module")
+def photo_set(tmp_path_factory):
+    return write_photo_set(tmp_path_factory.mktemp("photos"), seed=0)
+
+
+def test_pixel_index_finds_edited_photos(dataset, photo_set):
+    paths, sources = photo_set
+    assert len(set(sources)) == 20 and len(paths) == 20 * (1 + len(EDITS))
+    dataset.add_samples([fo.Sample(filepath=p, source=s) for p, s in zip(paths, sources)])
+    result = run(FIND, dataset, index_source="pixels").result
+    assert result["threshold"] == pixel_embeddings.DEFAULT_THRESHOLD
+
+    info = dataset.get_brain_info("dedup_pixels")
+    assert info.config.type == "similarity" and info.config.method == "sklearn"
+    first = dataset.first()
+    closest = dataset.sort_by_similarity(first.id, k=3, brain_key="dedup_pixels")
+    assert closest.values("source") == [first.source] * 3  # any brain tool can use it
+
+    truth = {frozenset(p) for s in set(sources)
+             for p in itertools.combinations([i for i, t in zip(paths, sources) if t == s], 2)}
+    ids, groups = dataset.exists("approx_dup_group_id").values(["filepath", "approx_dup_group_id"])
+    members = {}
+    for path, group in zip(ids, groups):
+        members.setdefault(group, []).append(path)
+    grouped = {frozenset(p) for m in members.values() for p in itertools.combinations(m, 2)}
+
+    index = dataset.load_brain_results("dedup_pixels")
+    embeddings = index.get_embeddings()[0].astype(np.float64)
+    embeddings -= embeddings.mean(axis=0)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    dist = 1 - embeddings @ embeddings.T
+    order = dict(zip(dataset.values("id"), dataset.values("filepath")))
+    index_paths = [order[i] for i in index.sample_ids]
+    close = {frozenset((index_paths[i], index_paths[j]))
+             for i, j in zip(*np.nonzero(np.triu(dist <= result["threshold"], 1)))}
+    print(f"pixel embedding at {result['threshold']}: pairwise F1 {f1(close, truth):.3f}, "
+          f"grouped F1 {f1(grouped, truth):.3f}, false pairs {len(close - truth)}")
+    assert f1(close, truth) >= 0.95
+    assert f1(grouped, truth) >= 0.95
+
+
+def test_no_index_form_offers_pixels(dataset, tmp_path):
+    dataset.add_sample(fo.Sample(filepath=write_image(tmp_path / "a.png", seed=1)))
+    shown = form(FIND, dataset)
+    assert shown["index_source"]["default"] == "pixels"
+    assert [c["value"] for c in shown["index_source"]["view"]["choices"]] == ["pixels", "model"]
+    assert shown["new_brain_key"]["default"] == "dedup_pixels"
+    assert shown["threshold_value"]["default"] == pixel_embeddings.DEFAULT_THRESHOLD
+    assert any("no similarity index" in label for label in labels(shown))
+    assert not blocking(shown)
+    assert "model_name" in form(FIND, dataset, index_source="model")
+
+
+def nothing_changed(dataset):
+    return (dataset.list_brain_runs() == []
+            and "approx_dup_group_id" not in dataset.get_field_schema())
+
+
+def _online() -> bool:
+    try:
+        socket.getaddrinfo("download.pytorch.org", 443)
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(_online(), reason="checks the offline failure; this machine is online")
+def test_zoo_model_offline_fails_clearly(dataset, tmp_path):
+    dataset.add_sample(fo.Sample(filepath=write_image(tmp_path / "a.png", seed=1)))
+    with pytest.raises(fo.operators.executor.ExecutionError, match="needs internet"):
+        run(FIND, dataset, index_source="model", model_name=MODEL, new_brain_key="zoo")
+    assert nothing_changed(dataset)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(index_source="model", model_name="no-such-model"), "is not a FiftyOne zoo model"),
+    (dict(index_source="model"), "model_name. Reason: Required"),
+    (dict(index_source="pixels", threshold_value=3.0), "between 0 and 2.0"),
+    (dict(index_source="pixels", new_brain_key=""), "empty or already used"),
+])
+def test_bad_index_requests_change_nothing(dataset, tmp_path, params, message):
+    dataset.add_sample(fo.Sample(filepath=write_image(tmp_path / "a.png", seed=1)))
+    with pytest.raises(fo.operators.executor.ExecutionError, match=message):
+        run(FIND, dataset, **params)
+    assert nothing_changed(dataset)
+
+
+def test_unreadable_image_and_taken_key(dataset, tmp_path):
+    dataset.add_samples([fo.Sample(filepath=write_image(tmp_path / "a.png", seed=1)),
+                         fo.Sample(filepath=str(tmp_path / "missing.png"))])
+    with pytest.raises(fo.operators.executor.ExecutionError, match="1 images can't be read"):
+        run(FIND, dataset, index_source="pixels")
+    assert nothing_changed(dataset)
+    dataset.delete_samples(dataset.match(fo.ViewField("filepath").ends_with("missing.png")))
+    run(FIND, dataset, index_source="pixels")
+    with pytest.raises(fo.operators.executor.ExecutionError, match="already used"):
+        run(FIND, dataset, index_source="pixels")
+    assert dataset.list_brain_runs() == ["dedup_pixels"]
