@@ -7,7 +7,6 @@ downloaded. The dataset "dedup-demo" is built in FiftyOne's database.
 """
 
 import argparse
-import importlib
 import importlib.util
 import os
 import shutil
@@ -114,12 +113,13 @@ def exact_workflow(dataset):
 
 def approx_workflow(dataset):
     print("\n== Approximate duplicates ==")
-    pixel_embeddings = importlib.import_module(f"{PACKAGE}.pixel_embeddings")
-    pixel_embeddings.compute_pixel_similarity(dataset, brain_key="pixels")
+    # no index yet: the find builds one from pixel embeddings (no model download)
+    # and uses the pixel index's default threshold
+    found = run("find_approximate_duplicate_images", dataset, index_source="pixels",
+                new_brain_key="pixels")
     print("  Similarity index 'pixels' built from pixel embeddings (no model download)")
-    found = run("find_approximate_duplicate_images", dataset, sim_choices="pixels",
-                method_choices="threshold", threshold_value=0.1)
-    print(f"  Find approximate duplicates (threshold 0.1): {found['num_images_with_approx_dups']} "
+    print(f"  Find approximate duplicates (threshold {found['threshold']}): "
+          f"{found['num_images_with_approx_dups']} "
           f"images in {found['num_groups']} groups, {found['num_dups']} removable duplicates")
     run("display_approximate_duplicate_groups", dataset)
     print("  Display approximate duplicates: approx_dup_groups_view (representative first):")
