@@ -26,6 +26,15 @@ case "$command" in
         ;;
     test)
         setup_python
+        # the App tests drive Debian's Chromium (Playwright downloads no browser)
+        if [ ! -x /usr/bin/chromium ]; then
+            { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+                && [ -x /usr/bin/chromium ]; } || {
+                echo "run.sh: the App tests need /usr/bin/chromium; installing the apt" \
+                    "package 'chromium' failed (needs root and apt)" >&2
+                exit 1
+            }
+        fi
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     bench)
