@@ -63,8 +63,9 @@ def _choices(ctx, inputs, name, options: dict, default, label, description=None)
     return ctx.params.get(name, default)
 
 
-def _dropdown(inputs, name, values: list, label, description=None):
-    menu = types.Dropdown(label=label, description=description)
+def _dropdown(inputs, name, values: list, label):
+    """A required dropdown of ``values``, the first preselected."""
+    menu = types.Dropdown(label=label)
     for value in values:
         menu.add_choice(value, label=value)
     inputs.enum(name, menu.values(), required=True, default=values[0] if values else None, view=menu)
@@ -108,24 +109,35 @@ def _leak_outputs(outputs):
     outputs.int("num_references", label="Reference samples")
 
 
-class FindExactDuplicates(foo.Operator):
+class _FindOperator(foo.Operator):
+    """A find operator: a dynamic form, run now or delegated."""
+
+    name = label = description = icon = None
+
     @property
     def config(self):
         return foo.OperatorConfig(
-            name="find_exact_duplicate_images",
-            label="Dedup: Find exact duplicates",
-            description="Hash every image file and group byte-identical copies",
-            icon="/assets/find.svg",
+            name=self.name,
+            label=self.label,
+            description=self.description,
+            icon=self.icon,
             dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
 
-    def resolve_input(self, ctx):
-        return _find_exact_form(ctx)
-
     def resolve_delegation(self, ctx):
         return ctx.params.get("delegate", False)
+
+
+class FindExactDuplicates(_FindOperator):
+    name = "find_exact_duplicate_images"
+    label = "Dedup: Find exact duplicates"
+    description = "Hash every image file and group byte-identical copies"
+    icon = "/assets/find.svg"
+
+    def resolve_input(self, ctx):
+        return _find_exact_form(ctx)
 
     def execute(self, ctx):
         refs = _references(ctx)
@@ -167,24 +179,14 @@ def _find_exact_form(ctx):
     return _form(inputs, "Find exact duplicates")
 
 
-class FindApproximateDuplicates(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="find_approximate_duplicate_images",
-            label="Dedup: Find approximate duplicates",
-            description="Group near-duplicate images with a similarity index",
-            icon="/assets/approx.svg",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+class FindApproximateDuplicates(_FindOperator):
+    name = "find_approximate_duplicate_images"
+    label = "Dedup: Find approximate duplicates"
+    description = "Group near-duplicate images with a similarity index, or build one from pixels"
+    icon = "/assets/approx.svg"
 
     def resolve_input(self, ctx):
         return _find_approx_form(ctx)
-
-    def resolve_delegation(self, ctx):
-        return ctx.params.get("delegate", False)
 
     def execute(self, ctx):
         params = ctx.params
