@@ -278,7 +278,7 @@ def _index_input(ctx, inputs):
         del sources["existing"]
         inputs.view("no_index", types.Notice(label=approx_dups.NO_INDEX_MESSAGE))
     default = "existing" if brain_keys else "pixels"
-    source = _choices(ctx, inputs, "index_source", sources, default, "Similarity index")
+    source = _choices(ctx, inputs, "index_source", sources, default, "Where the similarity comes from")
     if source == "existing":
         _dropdown(inputs, "sim_choices", brain_keys, "Similarity index")
         return source, ctx.params.get("sim_choices", brain_keys[0])
