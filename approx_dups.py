@@ -244,7 +244,7 @@ def find(
     threshold: float = DEFAULT_THRESHOLD,
     fraction: float = DEFAULT_FRACTION,
     progress: Progress = None,
-):
+) -> groups.Result:
     """What the find operator runs: optionally creates a similarity index,
     then groups near duplicates, or checks leakage against ``references``.
 
