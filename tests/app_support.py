@@ -33,6 +33,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",  # tests run as root in CI
     "--disable-gpu",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
