@@ -130,12 +130,11 @@ def load_index_embeddings(samples: fo.core.collections.SampleCollection, brain_k
     Raises:
         ValueError: if ``brain_key`` is not a usable similarity index
     """
+    from . import embedding_cache
+
     dataset = groups.root_dataset(samples)
     config = _similarity_config(dataset, brain_key)
-    index = dataset.load_brain_results(brain_key)
-    if index is None:
-        raise ValueError(f"Similarity index '{brain_key}' has no results; compute it again")
-    embeddings, sample_ids, _ = index.get_embeddings()
+    embeddings, sample_ids = embedding_cache.index_embeddings(dataset, brain_key)
     wanted = set(samples.values("id"))
     in_scope = np.fromiter((i in wanted for i in sample_ids), bool, len(sample_ids))
     embeddings = np.asarray(embeddings[in_scope], dtype=np.float32)
