@@ -54,10 +54,14 @@ class ExactLeakResult(groups.Result):
     unreadable_paths: list
 
 
-def hash_file(path: str) -> str:
-    """Returns the hex sha256 digest of a file's bytes."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+def hash_file(path: str, chunk_size: int = 1 << 20) -> str:
+    """Returns the hex sha256 digest of a file's bytes, read unbuffered in
+    chunks (one read for most images; bounded memory for large videos)."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _hash_or_none(path: str) -> Optional[str]:
