@@ -347,7 +347,7 @@ class _DisplayOperator(foo.Operator):
         if len(view) == 0:
             raise ValueError("No duplicates were found: nothing to display")
         ctx.ops.set_view(view=view)
-        return {"num_samples": len(view)}
+        return {"num_groups": len(view)}
 
 
 class DisplayExactDuplicates(_DisplayOperator):

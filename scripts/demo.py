@@ -7,10 +7,8 @@ downloaded. The dataset "dedup-demo" is built in FiftyOne's database.
 """
 
 import argparse
-import importlib.util
 import os
 import shutil
-import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +25,6 @@ import fiftyone as fo  # noqa: E402
 import fiftyone.operators as foo  # noqa: E402
 
 PLUGIN = "@fo-dedup/image-dedup"
-PACKAGE = "image_dedup"
 DATASET = "dedup-demo"
 PHOTOS = (
     "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
@@ -80,10 +77,6 @@ def run(name, dataset, **params):
     return result.result or {}
 
 
-def names(view) -> list:
-    return [os.path.basename(p) for p in view.values("filepath")]
-
-
 def show_groups(dataset, view_name, field):
     view = dataset.load_saved_view(view_name)
     groups = {}
@@ -93,56 +86,24 @@ def show_groups(dataset, view_name, field):
         print(f"      {members[0]:<32} <- {', '.join(members[1:])}")
 
 
-def exact_workflow(dataset):
-    print("\n== Exact duplicates ==")
-    found = run("find_exact_duplicate_images", dataset)
-    print(f"  Find exact duplicates: {found['num_images_with_exact_dups']} images in groups, "
-          f"{found['num_dups']} removable duplicates ({found['num_hashed']} files hashed)")
-    run("display_exact_duplicate_groups", dataset)
-    print("  Display exact duplicates: exact_dup_view grouped by filehash (first added first):")
-    show_groups(dataset, "exact_dup_view", "filehash")
-    trial = dataset.clone()
-    removed = run("remove_all_exact_duplicates", trial)
-    print(f"  Remove all exact duplicates (on a clone): deleted {removed['num_deleted']}, "
-          f"{len(trial)} of {len(dataset)} samples left")
-    trial.delete()
-    deduped = run("deduplicate_exact_duplicates", dataset)
-    print(f"  Deduplicate exact duplicates: deleted {deduped['num_deleted']}, kept one per group; "
-          f"{len(dataset)} samples left")
-
-
-def approx_workflow(dataset):
-    print("\n== Approximate duplicates ==")
-    # no index yet: the find builds one from pixel embeddings (no model download)
-    # and uses the pixel index's default threshold
-    found = run("find_approximate_duplicate_images", dataset, index_source="pixels",
-                new_brain_key="pixels")
-    print("  Similarity index 'pixels' built from pixel embeddings (no model download)")
-    print(f"  Find approximate duplicates (threshold {found['threshold']}): "
-          f"{found['num_images_with_approx_dups']} "
-          f"images in {found['num_groups']} groups, {found['num_dups']} removable duplicates")
-    run("display_approximate_duplicate_groups", dataset)
-    print("  Display approximate duplicates: approx_dup_groups_view (representative first):")
-    show_groups(dataset, "approx_dup_view", "approx_dup_group_id")
-    trial = dataset.clone()
-    removed = run("remove_all_approximate_duplicates", trial)
-    print(f"  Remove all approximate duplicates (on a clone): deleted {removed['num_deleted']}, "
-          f"{len(trial)} of {len(dataset)} samples left")
-    trial.delete()
-    deduped = run("deduplicate_approximate_duplicates", dataset)
-    print(f"  Deduplicate approximate duplicates: deleted {deduped['num_deleted']}; "
-          f"{len(dataset)} samples left: {', '.join(sorted(names(dataset)))}")
-
-
-def load_plugin():
-    """Imports the plugin's modules as a package, as FiftyOne does."""
-    spec = importlib.util.spec_from_file_location(
-        PACKAGE, os.path.join(ROOT, "__init__.py"),
-        submodule_search_locations=[ROOT],
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+def workflow(dataset, kind, short, group_field, **find_params):
+    """Runs one workflow's four operators; the deletes run on clones, so the
+    demo dataset keeps its groups for the App."""
+    print(f"\n== {kind.capitalize()} duplicates ==")
+    found = run(f"find_{kind}_duplicate_images", dataset, **find_params)
+    threshold = f" (threshold {found['threshold']})" if "threshold" in found else ""
+    print(f"  Find {kind} duplicates{threshold}: {found[f'num_images_with_{short}_dups']} images "
+          f"in groups, {found['num_dups']} removable duplicates")
+    shown = run(f"display_{kind}_duplicate_groups", dataset)
+    print(f"  Display {kind} duplicates: {shown['num_groups']} groups of "
+          f"{short}_dup_view by {group_field}, representative first:")
+    show_groups(dataset, f"{short}_dup_view", group_field)
+    for name, label in (("remove_all", "Remove all"), ("deduplicate", "Deduplicate")):
+        trial = dataset.clone()
+        done = run(f"{name}_{kind}_duplicates", trial)
+        print(f"  {label} {kind} duplicates (on a clone): deleted {done['num_deleted']}, "
+              f"{len(trial)} of {len(dataset)} samples left")
+        trial.delete()
 
 
 def main():
@@ -151,7 +112,6 @@ def main():
     parser.add_argument("--port", type=int, default=5151)
     args = parser.parse_args()
     fo.config.show_progress_bars = False
-    load_plugin()
 
     folder = os.path.join(tempfile.gettempdir(), "dedup-demo-images")
     shutil.rmtree(folder, ignore_errors=True)
@@ -162,12 +122,16 @@ def main():
     print(f"Dataset '{DATASET}': {len(dataset)} images in {folder} "
           f"({len(list(photos()))} photos, 3 exact copies, 12 edited copies)")
 
-    exact_workflow(dataset)
-    approx_workflow(dataset)
+    workflow(dataset, "exact", "exact", "filehash")
+    # no index yet: the find builds one from pixel embeddings (no model
+    # download) and uses the pixel index's default threshold
+    workflow(dataset, "approximate", "approx", "approx_dup_group_id",
+             index_source="pixels", new_brain_key="pixels")
 
     if args.app:
         session = fo.launch_app(dataset, address="127.0.0.1", port=args.port, remote=True)
-        print(f"\nApp: {session.url}  (Ctrl+C to stop)")
+        print(f"\nApp: {session.url}  (press ` and run 'Dedup: Display exact duplicates'; "
+              "Ctrl+C to stop)")
         session.wait(-1)
 
 
