@@ -16,7 +16,6 @@ os.environ.setdefault("FIFTYONE_PLUGINS_DIR", ROOT)
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 
-import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 from PIL import Image, ImageEnhance  # noqa: E402
 from sklearn.datasets import load_sample_images  # noqa: E402

@@ -7,16 +7,13 @@ import pytest
 import fiftyone as fo
 import fiftyone.brain as fob
 import fiftyone.operators as foo
-from conftest import PLUGIN, write_image
+from operator_support import run
+from conftest import write_image
 
-FIND = f"{PLUGIN}/find_approximate_duplicate_images"
-DISPLAY = f"{PLUGIN}/display_approximate_duplicate_groups"
-REMOVE = f"{PLUGIN}/remove_all_approximate_duplicates"
-DEDUP = f"{PLUGIN}/deduplicate_approximate_duplicates"
-
-
-def run(uri, dataset, **params):
-    return foo.execute_operator(uri, ctx=dict(dataset=dataset, params=params))
+FIND = "find_approximate_duplicate_images"
+DISPLAY = "display_approximate_duplicate_groups"
+REMOVE = "remove_all_approximate_duplicates"
+DEDUP = "deduplicate_approximate_duplicates"
 
 
 def find(dataset, **params):
@@ -179,6 +176,4 @@ def test_before_find_is_a_clear_error(near_dataset, uri):
 def test_empty_view_is_a_clear_error(near_dataset):
     empty = near_dataset.limit(0)
     with pytest.raises(foo.executor.ExecutionError, match="no samples"):
-        foo.execute_operator(
-            FIND, ctx=dict(view=empty, params=dict(sim_choices="sim", view_target="CURRENT_VIEW"))
-        )
+        run(FIND, view=empty, sim_choices="sim", view_target="CURRENT_VIEW")

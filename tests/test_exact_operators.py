@@ -8,18 +8,15 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.operators as foo
+from operator_support import run
 from conftest import PLUGIN, copy_file, write_image
 
 from image_dedup import exact_dups
 
-FIND = f"{PLUGIN}/find_exact_duplicate_images"
-DISPLAY = f"{PLUGIN}/display_exact_duplicate_groups"
-REMOVE = f"{PLUGIN}/remove_all_exact_duplicates"
-DEDUP = f"{PLUGIN}/deduplicate_exact_duplicates"
-
-
-def run(uri, dataset, **params):
-    return foo.execute_operator(uri, ctx=dict(dataset=dataset, params=params))
+FIND = "find_exact_duplicate_images"
+DISPLAY = "display_exact_duplicate_groups"
+REMOVE = "remove_all_exact_duplicates"
+DEDUP = "deduplicate_exact_duplicates"
 
 
 @pytest.fixture
