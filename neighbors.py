@@ -36,7 +36,7 @@ except ImportError:  # optional: the exact search covers everything
 
 TILE_ROWS = 2048
 TILE_COLS = 8192
-PAIR_CHUNK = 1 << 14
+PAIR_CHUNK = 1 << 12  # float64 rows re-measured at a time: little memory at 1M samples
 EXACT_MAX_COMPARISONS = 450_000_000
 FAISS_BATCH = 16384
 # faiss index shape: 2 * sqrt(n) cells, 12 probed per query, k-means trained
@@ -368,19 +368,24 @@ class _FaissSearch(_Search):
         else:
             norm = _max_norm(self.x) if self.y is None else _max_norm(self.x, self.y)
             radius = (max_dist + FAISS_MARGIN * norm) ** 2
-        found_i, found_j = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+        found = [np.empty(0, np.int64)]
         for start, rows in self._batches():
             lims, _, ids = self.index.range_search(rows, radius)
-            counts = np.diff(lims).astype(np.int64)
-            found_i.append(np.repeat(np.arange(start, start + len(rows)), counts))
-            found_j.append(ids)
-        i, j = np.concatenate(found_i), np.concatenate(found_j)
+            i = np.repeat(np.arange(start, start + len(rows)), np.diff(lims).astype(np.int64))
+            found.append(self._keys(i, ids))
+        keys = np.concatenate(found)
         if self.y is not None:
-            return i, j
-        n = len(self.x)
+            return keys // len(self.y), keys % len(self.y)
+        keys = np.unique(keys)
+        return keys // len(self.x), keys % len(self.x)
+
+    def _keys(self, i, j):
+        """Pairs as ``i * m + j``, one int64 each; without ``y``, as ``i < j``
+        (found from either side), self-matches dropped."""
+        if self.y is not None:
+            return i * len(self.y) + j
         i, j = np.minimum(i, j), np.maximum(i, j)
-        keys = np.unique(i[i < j] * n + j[i < j])
-        return keys // n, keys % n
+        return i[i < j] * len(self.x) + j[i < j]
 
     def _nearest(self):
         """An approximately nearest other row (or reference) of each row, -1
