@@ -20,7 +20,7 @@ import fiftyone.brain as fob
 import fiftyone.zoo as foz
 from fiftyone import ViewField as F
 
-from . import groups, pixel_embeddings
+from . import embedding_cache, groups, pixel_embeddings
 from .neighbors import (
     Groups,
     Pairs,
@@ -130,8 +130,6 @@ def load_index_embeddings(samples: fo.core.collections.SampleCollection, brain_k
     Raises:
         ValueError: if ``brain_key`` is not a usable similarity index
     """
-    from . import embedding_cache
-
     dataset = groups.root_dataset(samples)
     config = _similarity_config(dataset, brain_key)
     embeddings, sample_ids = embedding_cache.index_embeddings(dataset, brain_key)
