@@ -49,6 +49,9 @@ FAISS_TRAIN_ITERATIONS = 10
 # float16 storage moves an inner product of unit vectors by < 5e-4 (and a
 # euclidean distance by < 5e-4 * norm); candidates are searched this much wider
 FAISS_MARGIN = 1e-3
+# fraction mode's first guess of a threshold comes from the nearest neighbours
+# of this many sampled rows instead of all rows (exact search, large n)
+GUESS_SAMPLE_ROWS = 2000
 
 Progress = Optional[Callable[[float, str], None]]
 
@@ -250,6 +253,10 @@ class _Search:
         dist[found] = exact_distances(self.x, np.nonzero(found)[0], nearest[found], self.metric, self.y)
         return dist
 
+    def nearest_quantile(self, count: int) -> float:
+        """The distance within which ``count`` rows have a nearest neighbour."""
+        return float(np.sort(self.nearest_distances())[count - 1])
+
 
 class _ExactSearch(_Search):
     """Every pair, from float32 distance tiles."""
@@ -285,6 +292,25 @@ class _ExactSearch(_Search):
             if self.y is None:
                 _keep_nearest(tile, 0, best[col0:], nearest[col0:], row0)
         return nearest
+
+    def nearest_quantile(self, count: int) -> float:
+        """Estimated from a sample of rows when a full pass would cost more than
+        a tenth of one: only a first guess depends on it."""
+        n = len(self.x)
+        if self.y is not None or n < 10 * GUESS_SAMPLE_ROWS:
+            return super().nearest_quantile(count)
+        rows = np.sort(np.random.default_rng(0).choice(n, GUESS_SAMPLE_ROWS, replace=False))
+        sq_rows = None if self.sq_x is None else self.sq_x[rows]
+        best = np.full(len(rows), np.inf, dtype=np.float32)
+        for row0, col0, tile in _distance_tiles(self.x[rows], sq_rows, self.x, self.sq_x):
+            own = rows[row0 : row0 + len(tile)] - col0
+            mine = np.nonzero((own >= 0) & (own < tile.shape[1]))[0]
+            tile[mine, own[mine]] = np.inf
+            span = best[row0 : row0 + len(tile)]
+            np.minimum(span, tile.min(axis=1), out=span)
+        if self.sq_x is not None:  # tiles hold squared euclidean distances
+            best = np.sqrt(np.maximum(best, 0.0))
+        return float(np.quantile(best, min(1.0, count / n)))
 
 
 def _keep_nearest(tile, axis, best, nearest, offset):
@@ -509,9 +535,8 @@ def _pairs_for_fraction(search: _Search, num_dups: int) -> tuple:
     a neighbour: near duplicates come in groups of two or more.
     """
     n = len(search.x)
-    nearest = np.sort(search.nearest_distances())
     diameter = 2.0 * (1.0 if search.metric == "cosine" else _max_norm(search.x))
-    max_dist = float(nearest[min(2 * num_dups, n) - 1]) or diameter * 1e-6
+    max_dist = search.nearest_quantile(min(2 * num_dups, n)) or diameter * 1e-6
     while True:
         pairs = search.pairs(max_dist)
         if max_dist >= diameter or greedy_duplicates(n, pairs, max_dist).sum() > num_dups:

@@ -62,7 +62,7 @@ os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 os.environ["FIFTYONE_PLUGINS_DIR"] = ROOT
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-os.environ["FIFTYONE_DEDUP_CACHE_DIR"] = tempfile.mkdtemp(prefix="dedup-test-cache-")
+os.environ.setdefault("FIFTYONE_DEDUP_CACHE_DIR", tempfile.mkdtemp(prefix="dedup-test-cache-"))
 
 
 def _import_plugin_package(name: str = "image_dedup"):

@@ -153,3 +153,14 @@ def test_cross_search_matches_brute_force(metric):
     assert np.allclose(pairs.dist, dists[pairs.i, pairs.j], atol=TOLERANCE)
     nearest = neighbors.nearest_neighbor_distances(queries, metric, references=references)
     assert np.allclose(nearest, dists.min(axis=1), atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_fraction_guess_from_sampled_rows_gives_the_same_groups(monkeypatch, metric):
+    emb = clustered_embeddings(n=3000, dim=16, seed=11)
+    full = neighbors.search_duplicates(emb, metric, fraction=0.2, method="exact")
+    monkeypatch.setattr(neighbors, "GUESS_SAMPLE_ROWS", 100)  # 3000 rows: sampled
+    sampled = neighbors.search_duplicates(emb, metric, fraction=0.2, method="exact")
+    assert sampled.threshold == full.threshold
+    assert np.array_equal(sampled.rep, full.rep)
+    assert (full.rep >= 0).sum() > 500
