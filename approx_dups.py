@@ -278,7 +278,7 @@ def find(
 
 def _save_groups(dataset: fo.Dataset, ids: list, found: Groups) -> tuple:
     """Replaces the stored groups with ``found`` and saves both views."""
-    _replace_fields(dataset, ((GROUP_FIELD, fo.StringField), (DIST_FIELD, fo.FloatField)))
+    groups.replace_fields(dataset, ((GROUP_FIELD, fo.StringField), (DIST_FIELD, fo.FloatField)))
     members = np.nonzero(found.rep >= 0)[0]
     member_ids = [ids[k] for k in members]
     dataset.set_values(
@@ -290,15 +290,6 @@ def _save_groups(dataset: fo.Dataset, ids: list, found: Groups) -> tuple:
     dataset.save_view(APPROX_DUP_VIEW, approx_dup_view(dataset), overwrite=True)
     dataset.save_view(APPROX_DUP_GROUPS_VIEW, _grouped(approx_dup_view(dataset)), overwrite=True)
     return len(members), int((found.rep[members] == members).sum())
-
-
-def _replace_fields(dataset: fo.Dataset, fields: tuple) -> None:
-    """Clears each ``(name, type)`` field, adding it if missing."""
-    for field, ftype in fields:
-        if dataset.has_sample_field(field):
-            dataset.exists(field).clear_sample_field(field)
-        else:
-            dataset.add_sample_field(field, ftype)
 
 
 def approx_dup_view(dataset: fo.Dataset) -> fo.DatasetView:
@@ -466,7 +457,9 @@ def find_approximate_leaks(
     order = np.lexsort((pairs.j, pairs.dist, pairs.i))
     first = order[np.unique(pairs.i[order], return_index=True)[1]]
     leaked = [ids[k] for k in pairs.i[first]]
-    _replace_fields(dataset, ((LEAK_REF_FIELD, fo.StringField), (LEAK_DIST_FIELD, fo.FloatField)))
+    groups.replace_fields(
+        dataset, ((LEAK_REF_FIELD, fo.StringField), (LEAK_DIST_FIELD, fo.FloatField))
+    )
     dataset.set_values(
         LEAK_REF_FIELD, dict(zip(leaked, (ref_ids[k] for k in pairs.j[first]))), key_field="id"
     )

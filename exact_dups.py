@@ -119,10 +119,7 @@ def compute_filehashes(
 
 def _set_marker(dataset: fo.Dataset, field: str, ids: list) -> None:
     """Sets the boolean ``field`` True on ``ids`` and clears it elsewhere."""
-    if dataset.has_sample_field(field):
-        dataset.exists(field).clear_sample_field(field)
-    else:
-        dataset.add_sample_field(field, fo.BooleanField)
+    groups.replace_fields(dataset, ((field, fo.BooleanField),))
     dataset.set_values(field, dict.fromkeys(ids, True), key_field="id")
 
 

@@ -92,6 +92,16 @@ def numeric_fields(dataset: fo.Dataset) -> list[str]:
     return sorted(dataset.get_field_schema(ftype=NUMERIC_FIELDS))
 
 
+def replace_fields(dataset: fo.Dataset, fields: tuple) -> None:
+    """Clears each ``(name, type)`` sample field, adding it if missing: a new
+    find replaces the previous result."""
+    for field, ftype in fields:
+        if dataset.has_sample_field(field):
+            dataset.exists(field).clear_sample_field(field)
+        else:
+            dataset.add_sample_field(field, ftype)
+
+
 def load_result_view(dataset: fo.Dataset, view_name: str, find_label: str) -> fo.DatasetView:
     """Loads the saved view a find operator left, or says which to run first.
 
