@@ -164,6 +164,8 @@ class FindExactDuplicates(_FindOperator):
 
 def _find_exact_form(ctx):
     inputs = types.Object()
+    if exact_dups.blake3 is None:
+        _block(inputs, "missing_blake3", exact_dups.MISSING_BLAKE3)
     if len(_target_view(ctx, inputs)) == 0:
         _block(inputs, "empty", "There are no samples to search for duplicates")
     _, error = _compare_input(ctx, inputs)

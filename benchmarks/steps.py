@@ -15,6 +15,7 @@ import resource
 import sys
 import time
 
+import blake3
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,20 +138,25 @@ def exact_setup(workdir, size):
 
 @step
 def exact_bare(workdir, size):
-    """A bare loop: read each file and sha256 it, nothing else."""
+    """A bare loop: read each file and hash it with BLAKE3, nothing else;
+    the same loop with sha256 is timed for the note."""
 
-    def run(paths):
+    def run(paths, hash_function):
         digests = {}
         for path in paths:
             with open(path, "rb") as f:
-                digests[path] = hashlib.sha256(f.read()).hexdigest()
+                digests[path] = hash_function(f.read()).hexdigest()
         return digests
 
-    digests, seconds = timed(run, file_paths(workdir, size) + file_paths(workdir, size, new=True))
-    seconds *= size["files"] / len(digests)  # per the dataset's files
-    with open(os.path.join(workdir, "sha256.json"), "w") as f:
+    paths = file_paths(workdir, size) + file_paths(workdir, size, new=True)
+    per_file = size["files"] / len(paths)  # times are per the dataset's files
+    digests, seconds = timed(run, paths, blake3.blake3)
+    _, sha256_seconds = timed(run, paths, hashlib.sha256)
+    with open(os.path.join(workdir, "blake3.json"), "w") as f:
         json.dump(digests, f)
-    return dict(seconds=seconds, correct=True, note="bare loop: the reference hashes")
+    return dict(seconds=seconds * per_file, correct=True,
+                note=f"bare loop: the reference hashes; the same loop with sha256: "
+                     f"{sha256_seconds * per_file:.2f} s")
 
 
 @step
@@ -170,11 +176,11 @@ def exact_ref(workdir, size):
 
 
 def _check_hashes(workdir, dataset) -> tuple:
-    with open(os.path.join(workdir, "sha256.json")) as f:
+    with open(os.path.join(workdir, "blake3.json")) as f:
         truth = json.load(f)
     paths, hashes = dataset.values(["filepath", "filehash"])
     wrong = sum(truth[p] != h for p, h in zip(paths, hashes))
-    return wrong == 0, f"{len(paths) - wrong}/{len(paths)} stored hashes = sha256 of the file"
+    return wrong == 0, f"{len(paths) - wrong}/{len(paths)} stored hashes = BLAKE3 of the file"
 
 
 @step

@@ -71,7 +71,7 @@ def test_saved_view_definition_has_no_ids(dup_dataset):
 
 
 def test_hash_is_identical_in_two_processes(images):
-    code = "import hashlib,sys;print(hashlib.file_digest(open(sys.argv[1],'rb'),'sha256').hexdigest())"
+    code = "import blake3,sys;print(blake3.blake3(open(sys.argv[1],'rb').read()).hexdigest())"
     plugin_code = (
         "import sys; sys.path.insert(0, sys.argv[2]);"
         "import conftest; from image_dedup import exact_dups;"
@@ -177,6 +177,25 @@ def test_find_on_empty_dataset_is_a_clear_error(dataset):
     with pytest.raises(foo.executor.ExecutionError, match="no samples"):
         run(FIND, dataset)
     assert "filehash" not in dataset.get_field_schema()
+
+
+def test_find_without_blake3_says_what_to_install_and_changes_nothing(dup_dataset):
+    code = (
+        "import sys; sys.modules['blake3'] = None; sys.path.insert(0, sys.argv[1]);"
+        "import conftest, fiftyone as fo; from operator_support import blocking, form, run;"
+        "dataset = fo.load_dataset(sys.argv[2]);"
+        f"print('blocked:', blocking(form('{FIND}', dataset)));"
+        f"run('{FIND}', dataset)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, os.path.dirname(__file__), dup_dataset.name],
+        capture_output=True, text=True,
+    )
+    assert done.returncode != 0
+    assert "blocked: ['missing_blake3']" in done.stdout
+    assert f"`fiftyone plugins requirements {PLUGIN} --install`" in done.stderr
+    dup_dataset.reload()
+    assert "filehash" not in dup_dataset.get_field_schema()
 
 
 def test_nothing_to_delete_is_a_clear_error(dataset, images):

@@ -1,5 +1,6 @@
 """The install path: `fiftyone plugins download <archive url>` into an empty
-plugins directory, then `fiftyone operators list`, with the venv's CLI.
+plugins directory, then `fiftyone operators list` and `fiftyone plugins requirements`, with the
+venv's CLI.
 
 The archive is built like a GitHub zipball (one top-level folder) from the
 tracked files of the working tree, so uncommitted edits are what gets
@@ -68,3 +69,5 @@ def test_download_from_an_archive_url_installs_the_eight_operators(tmp_path):
     assert (plugins_dir / PLUGIN / "fiftyone.yml").is_file()
     listed = fiftyone("operators", "list", env=env)
     assert set(re.findall(rf"{PLUGIN}/\w+", listed)) == {f"{PLUGIN}/{name}" for name in OPERATORS}
+    assert "blake3" in fiftyone("plugins", "requirements", PLUGIN, "--print", env=env)
+    fiftyone("plugins", "requirements", PLUGIN, "--ensure", "--error-level", "0", env=env)
