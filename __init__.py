@@ -171,6 +171,8 @@ def _find_exact_form(ctx):
     _, error = _compare_input(ctx, inputs)
     if error:
         _block(inputs, "bad_reference", error)
+    if exact_dups.has_foreign_filehash(ctx.dataset):
+        inputs.view("foreign_filehash", types.Notice(label=exact_dups.FOREIGN_FILEHASH))
     inputs.bool(
         "rehash",
         default=False,

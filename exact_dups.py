@@ -38,6 +38,12 @@ MISSING_BLAKE3 = (
     "`fiftyone plugins requirements @fo-dedup/image-dedup --install` (or `pip install blake3`)"
 )
 
+FOREIGN_FILEHASH = (
+    "The existing filehash field does not hold this plugin's BLAKE3 hex digests (the "
+    "original plugin stored Python's salted hash(), which differs between processes): "
+    "a find replaces it and hashes every file"
+)
+
 Progress = Optional[Callable[[float, str], None]]
 
 
@@ -110,6 +116,13 @@ def hash_files(paths: list) -> Iterator[list]:
         yield from pool.map(_hash_batch, _slices(paths))
 
 
+def has_foreign_filehash(dataset: fo.Dataset) -> bool:
+    """Whether ``dataset`` has a ``filehash`` field of another type than this
+    plugin's strings (the original plugin's ints)."""
+    field = dataset.get_field(FILEHASH_FIELD)
+    return field is not None and not isinstance(field, fo.StringField)
+
+
 def compute_filehashes(
     samples: fo.core.collections.SampleCollection,
     rehash: bool = False,
@@ -119,13 +132,16 @@ def compute_filehashes(
     ``set_values`` per slice, written while the next slice is hashed.
 
     Samples that already have a hash are not read again unless ``rehash``.
-    Unreadable files are left with ``filehash`` None.
+    Unreadable files are left with ``filehash`` None. A ``filehash`` field of
+    another type (see :func:`has_foreign_filehash`) is replaced.
 
     Returns:
         ``(num_hashed, unreadable_paths)``
     """
     _require_blake3()
     dataset = groups.root_dataset(samples)
+    if has_foreign_filehash(dataset):
+        dataset.delete_sample_field(FILEHASH_FIELD)
     if not dataset.has_sample_field(FILEHASH_FIELD):
         dataset.add_sample_field(FILEHASH_FIELD, fo.StringField)
     todo = samples if rehash else samples.exists(FILEHASH_FIELD, False)

@@ -7,8 +7,9 @@ import sys
 import pytest
 
 import fiftyone as fo
+import fiftyone.core.utils as fou
 import fiftyone.operators as foo
-from operator_support import run
+from operator_support import form, labels, run
 from conftest import PLUGIN, copy_file, write_image
 
 from image_dedup import exact_dups
@@ -90,6 +91,17 @@ def test_hash_is_identical_in_two_processes(images):
         [sys.executable, "-c", code, images[2]], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert outputs == {reference}
+
+
+def test_find_replaces_the_original_plugins_salted_filehash(dup_dataset, images):
+    dup_dataset.set_values("filehash", [fou.compute_filehash(p) for p in images])  # as it did
+    assert isinstance(dup_dataset.get_field("filehash"), fo.IntField)
+    assert exact_dups.FOREIGN_FILEHASH in labels(form(FIND, dup_dataset))
+
+    result = run(FIND, dup_dataset).result
+    assert result["num_hashed"] == 8 and result["num_images_with_exact_dups"] == 5
+    assert dup_dataset.values("filehash") == [exact_dups.hash_file(p) for p in images]
+    assert exact_dups.FOREIGN_FILEHASH not in labels(form(FIND, dup_dataset))
 
 
 def test_find_is_incremental(dup_dataset, tmp_path, images):
