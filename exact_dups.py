@@ -12,6 +12,7 @@ with its default method, which uses Python's salted ``hash()``).
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
@@ -147,12 +148,13 @@ def compute_filehashes(
     todo = samples if rehash else samples.exists(FILEHASH_FIELD, False)
     ids, paths = todo.values(["id", "filepath"])
     unreadable, done = [], 0
-    for batch_ids, batch_paths, hashes in zip(_slices(ids), _slices(paths), hash_files(paths)):
-        dataset.set_values(FILEHASH_FIELD, dict(zip(batch_ids, hashes)), key_field="id")
-        unreadable += [p for p, h in zip(batch_paths, hashes) if h is None]
-        done += len(hashes)
-        if progress:
-            progress(done / len(ids), f"hashed {done}/{len(ids)} files")
+    with closing(hash_files(paths)) as hashed:  # a failed write stops the hashing too
+        for batch_ids, batch_paths, hashes in zip(_slices(ids), _slices(paths), hashed):
+            dataset.set_values(FILEHASH_FIELD, dict(zip(batch_ids, hashes)), key_field="id")
+            unreadable += [p for p, h in zip(batch_paths, hashes) if h is None]
+            done += len(hashes)
+            if progress:
+                progress(done / len(ids), f"hashed {done}/{len(ids)} files")
     return len(ids), unreadable
 
 
