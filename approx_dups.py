@@ -130,10 +130,14 @@ def load_index_embeddings(samples: fo.core.collections.SampleCollection, brain_k
     Raises:
         ValueError: if ``brain_key`` is not a usable similarity index
     """
-    dataset = groups.root_dataset(samples)
+    return _index_rows(groups.root_dataset(samples), brain_key, set(samples.values("id")))
+
+
+def _index_rows(dataset: fo.Dataset, brain_key: str, wanted: set) -> tuple:
+    """:func:`load_index_embeddings` for the samples of ``dataset`` whose ids
+    are in ``wanted``."""
     config = _similarity_config(dataset, brain_key)
     embeddings, sample_ids = embedding_cache.index_embeddings(dataset, brain_key)
-    wanted = set(samples.values("id"))
     in_scope = np.fromiter((i in wanted for i in sample_ids), bool, len(sample_ids))
     embeddings = np.asarray(embeddings[in_scope], dtype=np.float32)
     if config.method == "sklearn" and len(embeddings):
@@ -374,19 +378,19 @@ def create_similarity_index(
         ) from e
 
 
-def _leak_embeddings(samples, references, brain_key: str) -> tuple:
-    """Index embeddings of ``samples`` and ``references``, centered on their
-    common mean for sklearn indexes (as one search over both would be).
-    Another dataset needs its own index under the same brain key.
+def _leak_embeddings(samples, references, brain_key: str, shared: Optional[set]) -> tuple:
+    """Index embeddings of ``samples`` (minus the ``shared`` reference ids of
+    the same dataset) and ``references``, centered on their common mean for
+    sklearn indexes (as one search over both would be). Another dataset needs
+    its own index under the same brain key.
 
     Returns:
         ``(queries, query_ids, refs, ref_ids, metric)``
     """
-    ref_ids = references.values("id")
-    if groups.dataset_name(references) == groups.dataset_name(samples):
-        both = groups.root_dataset(samples).select(samples.values("id") + ref_ids)
-        embeddings, ids, metric = load_index_embeddings(both, brain_key)
-        is_ref = np.isin(ids, ref_ids)
+    if shared is not None:
+        wanted = set(samples.values("id")) | shared
+        embeddings, ids, metric = _index_rows(groups.root_dataset(samples), brain_key, wanted)
+        is_ref = np.fromiter((i in shared for i in ids), bool, len(ids))
         ids = np.asarray(ids)
         return embeddings[~is_ref], list(ids[~is_ref]), embeddings[is_ref], list(ids[is_ref]), metric
     metric = _similarity_config(groups.root_dataset(references), brain_key).metric
@@ -447,10 +451,11 @@ def find_approximate_leaks(
     """
     dataset = groups.root_dataset(samples)
     _validate("threshold", threshold, None, _similarity_config(dataset, brain_key).metric)
-    samples = groups.without(samples, references)
-    if len(samples) == 0:
+    shared = groups.shared_reference_ids(samples, references)
+    num_targets = groups.count_outside(samples, shared)
+    if num_targets == 0:
         raise ValueError("There are no samples outside the references to check for leaks")
-    queries, ids, refs, ref_ids, metric = _leak_embeddings(samples, references, brain_key)
+    queries, ids, refs, ref_ids, metric = _leak_embeddings(samples, references, brain_key, shared)
     if not ids or not ref_ids:
         raise ValueError(f"Samples or references are missing from similarity index '{brain_key}'")
     pairs = find_pairs(queries, metric, threshold, progress, references=refs)
@@ -470,7 +475,7 @@ def find_approximate_leaks(
         num_leaked=len(leaked),
         num_references=len(references),
         threshold=threshold,
-        num_not_indexed=len(samples) - len(ids),
+        num_not_indexed=num_targets - len(ids),
     )
 
 
@@ -543,5 +548,6 @@ def _preview_embeddings(samples, brain_key: str, references) -> tuple:
     if references is None:
         embeddings, _, metric = load_index_embeddings(samples, brain_key)
         return (embeddings, None), metric
-    queries, _, refs, _, metric = _leak_embeddings(samples, references, brain_key)
+    shared = groups.shared_reference_ids(samples, references)
+    queries, _, refs, _, metric = _leak_embeddings(samples, references, brain_key, shared)
     return (queries, refs), metric

@@ -281,14 +281,14 @@ def find_exact_leaks(
     Raises:
         ValueError: if ``samples`` has no sample outside ``references``
     """
-    samples = groups.without(samples, references)
-    if len(samples) == 0:
+    skipped = groups.shared_reference_ids(samples, references) or set()
+    if groups.count_outside(samples, skipped) == 0:
         raise ValueError("There are no samples outside the references to check for leaks")
     num_hashed, unreadable = compute_filehashes(samples, rehash, progress)
     ref_hashed, ref_unreadable = compute_filehashes(references, rehash, progress)
     known = set(references.exists(FILEHASH_FIELD).values(FILEHASH_FIELD))
     ids, hashes = samples.exists(FILEHASH_FIELD).values(["id", FILEHASH_FIELD])
-    leaked = [i for i, h in zip(ids, hashes) if h in known]
+    leaked = [i for i, h in zip(ids, hashes) if h in known and i not in skipped]
     dataset = groups.root_dataset(samples)
     _set_marker(dataset, LEAK_FIELD, leaked)
     dataset.save_view(EXACT_LEAK_VIEW, _marked_view(dataset, LEAK_FIELD), overwrite=True)
