@@ -19,6 +19,8 @@ import blake3
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# embedding_cache.CACHE_DIR_ENV; that module imports fiftyone, which run.py must not
+# load before the private database is started
 CACHE_ENV = "FIFTYONE_DEDUP_CACHE_DIR"
 THRESHOLD = 0.1
 FRACTION = 0.1
