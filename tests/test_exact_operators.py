@@ -104,6 +104,13 @@ def test_find_replaces_the_original_plugins_salted_filehash(dup_dataset, images)
     assert exact_dups.FOREIGN_FILEHASH not in labels(form(FIND, dup_dataset))
 
 
+def test_a_file_read_in_many_chunks_has_the_same_hash(images):
+    with open(images[2], "rb") as f:
+        size = len(f.read())
+    assert size > 3000
+    assert exact_dups.hash_file(images[2], chunk_size=1000) == exact_dups.hash_file(images[2])
+
+
 def test_find_is_incremental(dup_dataset, tmp_path, images):
     run(FIND, dup_dataset)
     stamp = dup_dataset.values("filehash")
