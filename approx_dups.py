@@ -378,23 +378,27 @@ def create_similarity_index(
         ) from e
 
 
-def _leak_embeddings(samples, references, brain_key: str, shared: Optional[set]) -> tuple:
-    """Index embeddings of ``samples`` (minus the ``shared`` reference ids of
-    the same dataset) and ``references``, centered on their common mean for
-    sklearn indexes (as one search over both would be). Another dataset needs
-    its own index under the same brain key.
+def _leak_embeddings(samples, references, brain_key: str) -> tuple:
+    """Index embeddings of the ``samples`` outside ``references`` and of
+    ``references``, centered on their common mean for sklearn indexes (as one
+    search over both would be). Another dataset needs its own index under the
+    same brain key.
 
     Returns:
-        ``(queries, query_ids, refs, ref_ids, metric)``
+        ``(queries, query_ids, refs, ref_ids, metric, num_targets)``, where
+        ``num_targets`` counts the samples outside ``references``
     """
+    dataset = groups.root_dataset(samples)
+    shared = groups.shared_reference_ids(samples, references)
+    targets = groups.ids_outside(samples, shared)
     if shared is not None:
-        wanted = set(samples.values("id")) | shared
-        embeddings, ids, metric = _index_rows(groups.root_dataset(samples), brain_key, wanted)
+        embeddings, ids, metric = _index_rows(dataset, brain_key, targets | shared)
         is_ref = np.fromiter((i in shared for i in ids), bool, len(ids))
         ids = np.asarray(ids)
-        return embeddings[~is_ref], list(ids[~is_ref]), embeddings[is_ref], list(ids[is_ref]), metric
+        return (embeddings[~is_ref], list(ids[~is_ref]), embeddings[is_ref], list(ids[is_ref]),
+                metric, len(targets))
     metric = _similarity_config(groups.root_dataset(references), brain_key).metric
-    queries, query_ids, query_metric = load_index_embeddings(samples, brain_key)
+    queries, query_ids, query_metric = _index_rows(dataset, brain_key, targets)
     refs, ref_ids, _ = load_index_embeddings(references, brain_key)
     if metric != query_metric or queries.shape[1:] != refs.shape[1:]:
         raise ValueError(
@@ -405,7 +409,7 @@ def _leak_embeddings(samples, references, brain_key: str, shared: Optional[set])
     mean = (len(queries) * query_mean + len(refs) * ref_mean) / max(1, len(queries) + len(refs))
     queries += (query_mean - mean).astype(np.float32)
     refs += (ref_mean - mean).astype(np.float32)
-    return queries, query_ids, refs, ref_ids, metric
+    return queries, query_ids, refs, ref_ids, metric, len(targets)
 
 
 def _sklearn_mean(samples, brain_key: str):
@@ -451,11 +455,9 @@ def find_approximate_leaks(
     """
     dataset = groups.root_dataset(samples)
     _validate("threshold", threshold, None, _similarity_config(dataset, brain_key).metric)
-    shared = groups.shared_reference_ids(samples, references)
-    num_targets = groups.count_outside(samples, shared)
+    queries, ids, refs, ref_ids, metric, num_targets = _leak_embeddings(samples, references, brain_key)
     if num_targets == 0:
         raise ValueError("There are no samples outside the references to check for leaks")
-    queries, ids, refs, ref_ids, metric = _leak_embeddings(samples, references, brain_key, shared)
     if not ids or not ref_ids:
         raise ValueError(f"Samples or references are missing from similarity index '{brain_key}'")
     pairs = find_pairs(queries, metric, threshold, progress, references=refs)
@@ -548,6 +550,5 @@ def _preview_embeddings(samples, brain_key: str, references) -> tuple:
     if references is None:
         embeddings, _, metric = load_index_embeddings(samples, brain_key)
         return (embeddings, None), metric
-    shared = groups.shared_reference_ids(samples, references)
-    queries, _, refs, _, metric = _leak_embeddings(samples, references, brain_key, shared)
+    queries, _, refs, _, metric, _ = _leak_embeddings(samples, references, brain_key)
     return (queries, refs), metric

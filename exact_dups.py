@@ -282,7 +282,7 @@ def find_exact_leaks(
         ValueError: if ``samples`` has no sample outside ``references``
     """
     skipped = groups.shared_reference_ids(samples, references) or set()
-    if groups.count_outside(samples, skipped) == 0:
+    if not groups.ids_outside(samples, skipped):
         raise ValueError("There are no samples outside the references to check for leaks")
     num_hashed, unreadable = compute_filehashes(samples, rehash, progress)
     ref_hashed, ref_unreadable = compute_filehashes(references, rehash, progress)

@@ -159,11 +159,9 @@ def shared_reference_ids(
     return set(refs.values("id"))
 
 
-def count_outside(samples: fo.core.collections.SampleCollection, skipped: Optional[set]) -> int:
-    """How many samples of ``samples`` are not in ``skipped``."""
-    if not skipped:
-        return len(samples)
-    return sum(1 for sample_id in samples.values("id") if sample_id not in skipped)
+def ids_outside(samples: fo.core.collections.SampleCollection, skipped: Optional[set]) -> set:
+    """The ids of ``samples`` that are not in ``skipped``."""
+    return set(samples.values("id")) - (skipped or set())
 
 
 def live_groups(view: fo.DatasetView, group_field: str) -> list[list[str]]:
