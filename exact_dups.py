@@ -93,15 +93,15 @@ def _hash_or_none(path: str) -> Optional[str]:
         return None
 
 
-def _hash_batch(paths: list) -> list:
-    return [_hash_or_none(p) for p in paths]
+def _hash_batch(paths: list) -> tuple:
+    return paths, [_hash_or_none(p) for p in paths]
 
 
 def _slices(items: list) -> list:
     return [items[start : start + HASH_BATCH] for start in range(0, len(items), HASH_BATCH)]
 
 
-def hash_files(paths: list) -> Iterator[list]:
+def hash_files(paths: list) -> Iterator[tuple]:
     """Hashes files slice by slice in one background thread, so that the
     caller can store a slice while the next one is read (BLAKE3 releases the
     GIL). One thread: reading files from two threads is slower here.
@@ -110,8 +110,9 @@ def hash_files(paths: list) -> Iterator[list]:
         paths: local file paths
 
     Returns:
-        an iterator over the hex digests of successive ``HASH_BATCH`` slices
-        of ``paths``, None where a file can't be read
+        an iterator over ``(slice, digests)`` for successive ``HASH_BATCH``
+        slices of ``paths``: the hex digest of each path, None where the file
+        can't be read
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         yield from pool.map(_hash_batch, _slices(paths))
@@ -149,7 +150,7 @@ def compute_filehashes(
     ids, paths = todo.values(["id", "filepath"])
     unreadable, done = [], 0
     with closing(hash_files(paths)) as hashed:  # a failed write stops the hashing too
-        for batch_ids, batch_paths, hashes in zip(_slices(ids), _slices(paths), hashed):
+        for batch_ids, (batch_paths, hashes) in zip(_slices(ids), hashed):
             dataset.set_values(FILEHASH_FIELD, dict(zip(batch_ids, hashes)), key_field="id")
             unreadable += [p for p, h in zip(batch_paths, hashes) if h is None]
             done += len(hashes)
