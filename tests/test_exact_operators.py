@@ -1,5 +1,6 @@
 """The four exact-duplicate operators, run through execute_operator as a user would."""
 
+import gc
 import os
 import subprocess
 import sys
@@ -109,6 +110,22 @@ def test_a_file_read_in_many_chunks_has_the_same_hash(images):
         size = len(f.read())
     assert size > 3000
     assert exact_dups.hash_file(images[2], chunk_size=1000) == exact_dups.hash_file(images[2])
+
+
+def test_an_interrupted_hashing_keeps_what_it_wrote_and_resumes(dup_dataset, monkeypatch):
+    monkeypatch.setattr(exact_dups, "HASH_BATCH", 3)
+
+    def interrupt(fraction, message):
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        exact_dups.compute_filehashes(dup_dataset, progress=interrupt)
+    assert gc.get_freeze_count() == 0  # the collector has every object back
+    assert len(dup_dataset.exists("filehash")) == 3
+
+    assert exact_dups.compute_filehashes(dup_dataset) == (5, [])
+    assert gc.get_freeze_count() == 0
+    assert len(dup_dataset.exists("filehash")) == 8
 
 
 def test_find_is_incremental(dup_dataset, tmp_path, images):
