@@ -5,7 +5,7 @@ samples whose hash occurs in a reference collection (``exact_leak_view``,
 marker ``is_exact_leak``).
 
 A sample's hash is the BLAKE3 digest of its file's bytes (a cryptographic
-hash, 2.3x faster than sha256 here), so it is the same in every process and on
+hash, 2.5x faster than sha256 here), so it is the same in every process and on
 every machine (unlike ``fiftyone.core.utils.compute_filehash``
 with its default method, which uses Python's salted ``hash()``).
 """
