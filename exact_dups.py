@@ -127,8 +127,12 @@ def _older_objects_frozen() -> Iterator[None]:
     generation, so a full collection runs about once per 20,000 samples and,
     over FiftyOne's ~300,000 objects, stalls both threads for ~150 ms (a third
     of the hashing time). ``gc.unfreeze`` gives the older objects back to the
-    collector afterwards.
+    collector afterwards. A freeze made by someone else (a server before it
+    forks, or another hashing) is left as it is.
     """
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield

@@ -128,6 +128,15 @@ def test_an_interrupted_hashing_keeps_what_it_wrote_and_resumes(dup_dataset, mon
     assert len(dup_dataset.exists("filehash")) == 8
 
 
+def test_hashing_leaves_a_freeze_made_by_someone_else(dup_dataset):
+    gc.freeze()  # as a server does before it forks workers
+    try:
+        assert exact_dups.compute_filehashes(dup_dataset) == (8, [])
+        assert gc.get_freeze_count() > 0  # still frozen (less what was freed meanwhile)
+    finally:
+        gc.unfreeze()
+
+
 def test_find_is_incremental(dup_dataset, tmp_path, images):
     run(FIND, dup_dataset)
     stamp = dup_dataset.values("filehash")
