@@ -130,19 +130,21 @@ def load_index_embeddings(samples: fo.core.collections.SampleCollection, brain_k
     Raises:
         ValueError: if ``brain_key`` is not a usable similarity index
     """
-    return _index_rows(groups.root_dataset(samples), brain_key, set(samples.values("id")))
+    return _index_rows(groups.root_dataset(samples), brain_key, set(samples.values("id")))[:3]
 
 
 def _index_rows(dataset: fo.Dataset, brain_key: str, wanted: set) -> tuple:
     """:func:`load_index_embeddings` for the samples of ``dataset`` whose ids
-    are in ``wanted``."""
+    are in ``wanted``, plus the float64 mean it subtracted (0 if none)."""
     config = _similarity_config(dataset, brain_key)
     embeddings, sample_ids = embedding_cache.index_embeddings(dataset, brain_key)
     in_scope = np.fromiter((i in wanted for i in sample_ids), bool, len(sample_ids))
     embeddings = np.asarray(embeddings[in_scope], dtype=np.float32)
+    mean = np.float64(0.0)
     if config.method == "sklearn" and len(embeddings):
-        embeddings -= embeddings.mean(axis=0, dtype=np.float64).astype(np.float32)
-    return embeddings, list(np.asarray(sample_ids)[in_scope]), config.metric
+        mean = embeddings.mean(axis=0, dtype=np.float64)
+        embeddings -= mean.astype(np.float32)
+    return embeddings, list(np.asarray(sample_ids)[in_scope]), config.metric, mean
 
 
 def _similarity_config(dataset: fo.Dataset, brain_key: Optional[str]):
@@ -392,34 +394,24 @@ def _leak_embeddings(samples, references, brain_key: str) -> tuple:
     shared = groups.shared_reference_ids(samples, references)
     targets = groups.ids_outside(samples, shared)
     if shared is not None:
-        embeddings, ids, metric = _index_rows(dataset, brain_key, targets | shared)
+        embeddings, ids, metric, _ = _index_rows(dataset, brain_key, targets | shared)
         is_ref = np.fromiter((i in shared for i in ids), bool, len(ids))
         ids = np.asarray(ids)
         return (embeddings[~is_ref], list(ids[~is_ref]), embeddings[is_ref], list(ids[is_ref]),
                 metric, len(targets))
-    metric = _similarity_config(groups.root_dataset(references), brain_key).metric
-    queries, query_ids, query_metric = _index_rows(dataset, brain_key, targets)
-    refs, ref_ids, _ = load_index_embeddings(references, brain_key)
-    if metric != query_metric or queries.shape[1:] != refs.shape[1:]:
+    queries, query_ids, metric, query_mean = _index_rows(dataset, brain_key, targets)
+    refs, ref_ids, ref_metric, ref_mean = _index_rows(
+        groups.root_dataset(references), brain_key, set(references.values("id"))
+    )
+    if metric != ref_metric or queries.shape[1:] != refs.shape[1:]:
         raise ValueError(
             f"Similarity index '{brain_key}' of '{groups.dataset_name(references)}' is not "
             "comparable with this dataset's (other metric or embedding size)"
         )
-    query_mean, ref_mean = _sklearn_mean(samples, brain_key), _sklearn_mean(references, brain_key)
     mean = (len(queries) * query_mean + len(refs) * ref_mean) / max(1, len(queries) + len(refs))
     queries += (query_mean - mean).astype(np.float32)
     refs += (ref_mean - mean).astype(np.float32)
     return queries, query_ids, refs, ref_ids, metric, len(targets)
-
-
-def _sklearn_mean(samples, brain_key: str):
-    """The mean embedding :func:`load_index_embeddings` subtracted from
-    ``samples`` (0 for backends it does not center)."""
-    dataset = groups.root_dataset(samples)
-    if dataset.get_brain_info(brain_key).config.method != "sklearn" or len(samples) == 0:
-        return np.float64(0.0)
-    index = dataset.load_brain_results(brain_key)
-    return index.get_embeddings(sample_ids=samples.values("id"))[0].mean(axis=0, dtype=np.float64)
 
 
 def find_approximate_leaks(
