@@ -1,8 +1,7 @@
 """Exact duplicates: a stable content hash of every media file, stored in the
 ``filehash`` field, and the saved view of samples whose hash occurs twice
-(``exact_dup_view``, marker ``is_exact_dup``), or, in a leakage check, of
-samples whose hash occurs in a reference collection (``exact_leak_view``,
-marker ``is_exact_leak``).
+(``exact_dup_view``, marker ``is_exact_dup``). :mod:`leakage` uses the same
+hashes to compare against a reference collection.
 
 A sample's hash is the BLAKE3 digest of its file's bytes (a cryptographic
 hash, 2.5x faster than sha256 here), so it is the same in every process and on
@@ -11,27 +10,29 @@ with its default method, which uses Python's salted ``hash()``).
 """
 
 import gc
+import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import fiftyone as fo
 from fiftyone import ViewField as F
 
-from . import groups
+from .progress import Progress
+from .results import GroupCounts, Result, SampleCollection, Workflow, replace_fields, require_samples, root_dataset
 
 try:
     from blake3 import blake3
 except ImportError:  # the plugin still loads; a find says what to install
     blake3 = None
 
+logger = logging.getLogger(__name__)
+
 FILEHASH_FIELD = "filehash"
 MARKER_FIELD = "is_exact_dup"
 EXACT_DUP_VIEW = "exact_dup_view"
-LEAK_FIELD = "is_exact_leak"
-EXACT_LEAK_VIEW = "exact_leak_view"
 FIND_LABEL = "Dedup: Find exact duplicates"
 HASH_BATCH = 2000
 MAX_LISTED_FAILURES = 5
@@ -46,11 +47,18 @@ FOREIGN_FILEHASH = (
     "a find replaces it and hashes every file"
 )
 
-Progress = Optional[Callable[[float, str], None]]
+WORKFLOW = Workflow(
+    name="exact",
+    find_label=FIND_LABEL,
+    view_name=EXACT_DUP_VIEW,
+    group_field=FILEHASH_FIELD,
+    group_order="created_at",
+    result_fields=(MARKER_FIELD,),
+)
 
 
 @dataclass
-class ExactFindResult(groups.Result):
+class ExactFindResult(Result):
     """What a find run did and found."""
 
     num_images_with_exact_dups: int
@@ -60,14 +68,11 @@ class ExactFindResult(groups.Result):
     unreadable_paths: list
 
 
-@dataclass
-class ExactLeakResult(groups.Result):
-    """What a leakage check did and found."""
+class Hashed(NamedTuple):
+    """What a hashing run did: how many files it read, and the paths of
+    those it could not read."""
 
-    num_leaked: int
-    num_references: int
     num_hashed: int
-    num_unreadable: int
     unreadable_paths: list
 
 
@@ -148,10 +153,10 @@ def has_foreign_filehash(dataset: fo.Dataset) -> bool:
 
 
 def compute_filehashes(
-    samples: fo.core.collections.SampleCollection,
+    samples: SampleCollection,
     rehash: bool = False,
     progress: Progress = None,
-) -> tuple:
+) -> Hashed:
     """Stores the BLAKE3 hash of each sample's file in ``filehash``: one
     ``set_values`` per slice, written while the next slice is hashed.
 
@@ -160,10 +165,10 @@ def compute_filehashes(
     another type (see :func:`has_foreign_filehash`) is replaced.
 
     Returns:
-        ``(num_hashed, unreadable_paths)``
+        :class:`Hashed`
     """
     _require_blake3()
-    dataset = groups.root_dataset(samples)
+    dataset = root_dataset(samples)
     if has_foreign_filehash(dataset):
         dataset.delete_sample_field(FILEHASH_FIELD)
     if not dataset.has_sample_field(FILEHASH_FIELD):
@@ -179,16 +184,17 @@ def compute_filehashes(
                 done += len(hashes)
                 if progress:
                     progress(done / len(ids), f"hashed {done}/{len(ids)} files")
-    return len(ids), unreadable
+    logger.info("Hashed %d files (%d unreadable)", len(ids), len(unreadable))
+    return Hashed(len(ids), unreadable)
 
 
-def _set_marker(dataset: fo.Dataset, field: str, ids: list) -> None:
+def set_marker(dataset: fo.Dataset, field: str, ids: list) -> None:
     """Sets the boolean ``field`` True on ``ids`` and clears it elsewhere."""
-    groups.replace_fields(dataset, ((field, fo.BooleanField),))
+    replace_fields(dataset, ((field, fo.BooleanField),))
     dataset.set_values(field, dict.fromkeys(ids, True), key_field="id")
 
 
-def _marked_view(dataset: fo.Dataset, field: str) -> fo.DatasetView:
+def marked_view(dataset: fo.Dataset, field: str) -> fo.DatasetView:
     """The samples marked in ``field`` sorted by ``filehash``, first added
     first: a match and a sort, constant size at any dataset size."""
     return dataset.match(F(field) == True).sort_by(  # noqa: E712
@@ -196,28 +202,29 @@ def _marked_view(dataset: fo.Dataset, field: str) -> fo.DatasetView:
     )
 
 
-def mark_exact_duplicates(samples: fo.core.collections.SampleCollection) -> tuple:
+def mark_exact_duplicates(samples: SampleCollection) -> GroupCounts:
     """Marks the samples whose ``filehash`` occurs two or more times in
     ``samples`` (clearing any previous marks) and saves ``exact_dup_view``.
 
     Returns:
-        ``(num_images_with_exact_dups, num_groups)``
+        :class:`GroupCounts`
     """
-    dataset = groups.root_dataset(samples)
+    dataset = root_dataset(samples)
     ids, hashes = samples.exists(FILEHASH_FIELD).values(["id", FILEHASH_FIELD])
     counts = Counter(hashes)
-    _set_marker(dataset, MARKER_FIELD, [i for i, h in zip(ids, hashes) if counts[h] > 1])
+    set_marker(dataset, MARKER_FIELD, [i for i, h in zip(ids, hashes) if counts[h] > 1])
     dataset.save_view(EXACT_DUP_VIEW, exact_dup_view(dataset), overwrite=True)
-    return sum(c for c in counts.values() if c > 1), sum(1 for c in counts.values() if c > 1)
+    sizes = [c for c in counts.values() if c > 1]
+    return GroupCounts(sum(sizes), len(sizes))
 
 
 def exact_dup_view(dataset: fo.Dataset) -> fo.DatasetView:
     """The samples marked as exact duplicates, sorted by ``filehash``."""
-    return _marked_view(dataset, MARKER_FIELD)
+    return marked_view(dataset, MARKER_FIELD)
 
 
 def find_exact_duplicates(
-    samples: fo.core.collections.SampleCollection,
+    samples: SampleCollection,
     rehash: bool = False,
     progress: Progress = None,
 ) -> ExactFindResult:
@@ -235,92 +242,23 @@ def find_exact_duplicates(
         ValueError: if ``samples`` is empty
         ImportError: if the blake3 package is not installed
     """
-    if len(samples) == 0:
-        raise ValueError("There are no samples to search for duplicates")
-    num_hashed, unreadable = compute_filehashes(samples, rehash, progress)
-    num_in_groups, num_groups = mark_exact_duplicates(samples)
+    require_samples(samples)
+    hashed = compute_filehashes(samples, rehash, progress)
+    counts = mark_exact_duplicates(samples)
+    logger.info("Found %d images in %d exact-duplicate groups", *counts)
     return ExactFindResult(
-        num_images_with_exact_dups=num_in_groups,
-        num_dups=num_in_groups - num_groups,
-        num_hashed=num_hashed,
-        num_unreadable=len(unreadable),
-        unreadable_paths=unreadable[:MAX_LISTED_FAILURES],
+        num_images_with_exact_dups=counts.num_in_groups,
+        num_dups=counts.num_dups,
+        num_hashed=hashed.num_hashed,
+        num_unreadable=len(hashed.unreadable_paths),
+        unreadable_paths=hashed.unreadable_paths[:MAX_LISTED_FAILURES],
     )
 
 
-def load_exact_dup_view(dataset: fo.Dataset) -> fo.DatasetView:
-    """The saved ``exact_dup_view``.
+def exact_dup_groups_view(dataset: fo.Dataset) -> fo.DatasetView:
+    """``exact_dup_view`` as dynamic groups by ``filehash``, for the App.
 
     Raises:
         ValueError: if find has not been run
     """
-    return groups.load_result_view(dataset, EXACT_DUP_VIEW, FIND_LABEL)
-
-
-def exact_dup_groups_view(dataset: fo.Dataset) -> fo.DatasetView:
-    """``exact_dup_view`` as dynamic groups by ``filehash``, for the App."""
-    return load_exact_dup_view(dataset).group_by(FILEHASH_FIELD, order_by="created_at")
-
-
-def count_to_delete(dataset: fo.Dataset, keep_representative: bool) -> int:
-    """How many samples a remove (or a deduplicate) would delete or tag now."""
-    view = load_exact_dup_view(dataset)
-    return groups.count_to_delete(view, FILEHASH_FIELD, keep_representative)
-
-
-def clean_duplicates(dataset: fo.Dataset, cleanup: groups.Cleanup) -> int:
-    """Deletes or tags every sample of ``exact_dup_view``, or all but one
-    representative of each ``filehash`` group (see :class:`groups.Cleanup`).
-
-    Returns:
-        the number of samples deleted or tagged
-    """
-    view = load_exact_dup_view(dataset)
-    return groups.apply_cleanup(dataset, view, FILEHASH_FIELD, (MARKER_FIELD,), cleanup)
-
-
-def find_exact_leaks(
-    samples: fo.core.collections.SampleCollection,
-    references: fo.core.collections.SampleCollection,
-    rehash: bool = False,
-    progress: Progress = None,
-) -> ExactLeakResult:
-    """Marks the samples of ``samples`` whose file is byte-identical to a
-    file of ``references`` (e.g. train samples also in test) in
-    ``is_exact_leak`` and saves ``exact_leak_view``.
-
-    Reference samples that are also in ``samples`` are not searched, and are
-    never marked: only ``samples`` is written. Missing hashes are computed
-    on both sides (stored in ``filehash``, as a find does).
-
-    Args:
-        samples: the dataset or view to check
-        references: a view of the same dataset, or another dataset
-        rehash: hash every file again
-        progress: optional ``callback(fraction, label)``
-
-    Returns:
-        an :class:`ExactLeakResult`
-
-    Raises:
-        ValueError: if ``samples`` has no sample outside ``references``
-    """
-    skipped = groups.shared_reference_ids(samples, references) or set()
-    if not groups.ids_outside(samples, skipped):
-        raise ValueError("There are no samples outside the references to check for leaks")
-    num_hashed, unreadable = compute_filehashes(samples, rehash, progress)
-    ref_hashed, ref_unreadable = compute_filehashes(references, rehash, progress)
-    known = set(references.exists(FILEHASH_FIELD).values(FILEHASH_FIELD))
-    ids, hashes = samples.exists(FILEHASH_FIELD).values(["id", FILEHASH_FIELD])
-    leaked = [i for i, h in zip(ids, hashes) if h in known and i not in skipped]
-    dataset = groups.root_dataset(samples)
-    _set_marker(dataset, LEAK_FIELD, leaked)
-    dataset.save_view(EXACT_LEAK_VIEW, _marked_view(dataset, LEAK_FIELD), overwrite=True)
-    unreadable += ref_unreadable
-    return ExactLeakResult(
-        num_leaked=len(leaked),
-        num_references=len(references),
-        num_hashed=num_hashed + ref_hashed,
-        num_unreadable=len(unreadable),
-        unreadable_paths=unreadable[:MAX_LISTED_FAILURES],
-    )
+    return WORKFLOW.groups_view(dataset)

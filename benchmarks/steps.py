@@ -8,12 +8,14 @@ method we compare against; ``*_ours`` steps run the plugin; checks verify.
 """
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
 import resource
 import sys
 import time
+import types
 
 import blake3
 import numpy as np
@@ -51,7 +53,7 @@ def start_database() -> None:
     """Starts a private mongod as the tests do (once: children inherit the
     URI) and imports the plugin as the package ``image_dedup``."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import conftest  # noqa: F401
+    import database  # noqa: F401
 
 
 def plugin():
@@ -62,11 +64,13 @@ def plugin():
 
 
 def load_neighbors():
-    """neighbors.py alone: the scale steps measure it without FiftyOne loaded."""
-    spec = importlib.util.spec_from_file_location("neighbors", os.path.join(ROOT, "neighbors.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """neighbors.py and the modules it imports, from a bare package whose
+    __init__ is not run: the scale steps measure the search without FiftyOne
+    loaded."""
+    package = types.ModuleType("dedup_search")
+    package.__path__ = [ROOT]
+    sys.modules["dedup_search"] = package
+    return importlib.import_module("dedup_search.neighbors")
 
 
 def peak_mb() -> int:
@@ -497,7 +501,7 @@ def dedup_ref(workdir, size):
 
     exact_dups = plugin().exact_dups
     dataset = fo.load_dataset(DEDUP_REF)
-    ids, hashes = exact_dups.load_exact_dup_view(dataset).values(["id", "filehash"])
+    ids, hashes = exact_dups.WORKFLOW.load_view(dataset).values(["id", "filehash"])
     groups = {}
     for sample_id, h in zip(ids, hashes):
         groups.setdefault(h, []).append(sample_id)

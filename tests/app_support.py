@@ -3,7 +3,7 @@
 A persistent dataset of real photos (scikit-image's bundled ones) with exact
 and near copies, the App server as a subprocess on 127.0.0.1, and Debian's
 Chromium driven by Playwright. The server inherits this process's
-environment, set by conftest.py: FIFTYONE_DATABASE_URI (the private mongod)
+environment, set by database.py: FIFTYONE_DATABASE_URI (the private mongod)
 and FIFTYONE_PLUGINS_DIR (the repository).
 
 Set DEDUP_SCREENSHOTS_DIR=docs to refresh the committed screenshots; by
@@ -13,7 +13,6 @@ default they go to a temporary directory.
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from playwright.sync_api import expect, sync_playwright
 
 import fiftyone as fo
 import fiftyone.brain as fob
+from database import free_port
 from image_dedup import pixel_embeddings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -62,12 +62,6 @@ EXACT_PAIRS = {("astronaut.jpg", "astronaut_copy.jpg"), ("coffee.jpg", "coffee_c
 # pixel-embedding cosine distances to the original: 0.00 and 0.18; between
 # different photos: 0.76 or more
 NEAR_PAIRS = {("rocket.jpg", "rocket_resized.jpg"), ("chelsea.jpg", "chelsea_cropped.jpg")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_photos(folder) -> list:

@@ -7,8 +7,7 @@ import pytest
 import fiftyone as fo
 import fiftyone.brain as fob
 import fiftyone.operators as foo
-from operator_support import run
-from conftest import write_image
+from support import run, write_image
 
 FIND = "find_approximate_duplicate_images"
 DISPLAY = "display_approximate_duplicate_groups"
@@ -18,23 +17,6 @@ DEDUP = "deduplicate_approximate_duplicates"
 
 def find(dataset, **params):
     return run(FIND, dataset, sim_choices="sim", **params).result
-
-
-@pytest.fixture
-def near_dataset(dataset, tmp_path):
-    """Ten images: 0-3 distinct; 4, 5 near 0; 6 near 1; 7-9 distinct.
-
-    Embeddings are 16-d: distinct images get orthogonal directions, near
-    copies a small perturbation of their original.
-    """
-    emb = np.eye(16)[:10] * 10.0
-    rng = np.random.default_rng(0)
-    for copy, original in ((4, 0), (5, 0), (6, 1)):
-        emb[copy] = emb[original] + rng.normal(scale=0.3, size=16)
-    paths = [write_image(tmp_path / f"img{i}.png", seed=i) for i in range(10)]
-    dataset.add_samples([fo.Sample(filepath=p) for p in paths])
-    fob.compute_similarity(dataset, embeddings=emb, backend="sklearn", brain_key="sim")
-    return dataset
 
 
 def group_of(dataset):
@@ -63,8 +45,8 @@ def test_saved_views_are_ordered_and_small(near_dataset):
     for k, (sample_id, group) in enumerate(zip(ids, groups)):
         if k == 0 or groups[k - 1] != group:
             assert sample_id == group and dists[k] == 0  # representative first
-        else:
-            assert dists[k] >= dists[k - 1] > 0 or dists[k] >= 0 and k > 0
+        else:  # then the other members, nearest first
+            assert sample_id != group and dists[k] >= dists[k - 1]
     grouped = near_dataset.load_saved_view("approx_dup_groups_view")
     assert sorted(len(g) for g in grouped.iter_dynamic_groups()) == [2, 3]
     for name in ("approx_dup_view", "approx_dup_groups_view"):
@@ -142,11 +124,11 @@ def test_non_similarity_brain_run_is_rejected(near_dataset):
     fob.compute_visualization(near_dataset, embeddings=emb, method="pca", brain_key="viz")
     with pytest.raises(foo.executor.ExecutionError, match="sim_choices. Reason: Invalid enum"):
         run(FIND, near_dataset, sim_choices="viz")
-    from image_dedup import approx_dups
+    from image_dedup import approx_dups, similarity
 
     with pytest.raises(ValueError, match="'visualization' run, not a similarity index"):
         approx_dups.find_approximate_duplicates(near_dataset, "viz")
-    assert approx_dups.similarity_brain_keys(near_dataset) == ["sim"]
+    assert similarity.similarity_brain_keys(near_dataset) == ["sim"]
 
 
 @pytest.mark.parametrize(

@@ -8,23 +8,13 @@ from sklearn.metrics import pairwise_distances
 import fiftyone as fo
 import fiftyone.brain as fob
 import fiftyone.operators as foo
-from conftest import PLUGIN
+from database import PLUGIN
+from support import clustered_embeddings
 
-from image_dedup import approx_dups, neighbors
+from image_dedup import approx_dups, neighbor_search, neighbors
 
 FIND = f"{PLUGIN}/find_approximate_duplicate_images"
 TOLERANCE = 1e-5
-
-
-def clustered_embeddings(n=1200, dim=32, seed=0):
-    """Clusters of 1-6 points around random centers, with varied spread."""
-    rng = np.random.default_rng(seed)
-    sizes = rng.integers(1, 7, size=n)
-    labels = np.repeat(np.arange(n), sizes)[:n]
-    centers = rng.normal(size=(n, dim))
-    spread = rng.uniform(0.02, 0.4, size=n)[labels, None]
-    emb = centers[labels] + spread * rng.normal(size=(n, dim))
-    return emb[rng.permutation(n)]
 
 
 @pytest.fixture
@@ -107,22 +97,22 @@ def test_pairs_and_nearest_match_brute_force(metric):
     dists = pairwise_distances(emb.astype(np.float64), metric=metric)
     np.fill_diagonal(dists, np.inf)
     max_dist = float(np.quantile(dists[np.isfinite(dists)], 0.01))
-    pairs = neighbors.find_pairs(emb, metric, max_dist)
+    pairs = neighbor_search.find_pairs(emb, metric, max_dist)
     expected = {(i, j) for i, j in zip(*np.nonzero(dists <= max_dist)) if i < j}
     borderline = {(i, j) for i, j in zip(*np.nonzero(np.abs(dists - max_dist) <= TOLERANCE))}
     assert set(zip(pairs.i.tolist(), pairs.j.tolist())) ^ expected <= borderline
     assert np.allclose(pairs.dist, dists[pairs.i, pairs.j], atol=TOLERANCE)
-    nearest = neighbors.nearest_neighbor_distances(emb, metric)
+    nearest = neighbor_search.nearest_neighbor_distances(emb, metric)
     assert np.allclose(nearest, dists.min(axis=1), atol=TOLERANCE)
 
 
 def test_search_is_blocked_beyond_one_tile(monkeypatch):
     """Several row and column tiles give the same pairs as one."""
     emb = clustered_embeddings(n=900, dim=8, seed=5)
-    whole = neighbors.find_pairs(emb, "cosine", 0.05)
-    monkeypatch.setattr(neighbors, "TILE_ROWS", 128)
-    monkeypatch.setattr(neighbors, "TILE_COLS", 300)
-    tiled = neighbors.find_pairs(emb, "cosine", 0.05)
+    whole = neighbor_search.find_pairs(emb, "cosine", 0.05)
+    monkeypatch.setattr(neighbor_search, "TILE_ROWS", 128)
+    monkeypatch.setattr(neighbor_search, "TILE_COLS", 300)
+    tiled = neighbor_search.find_pairs(emb, "cosine", 0.05)
     assert np.array_equal(whole.i, tiled.i) and np.array_equal(whole.j, tiled.j)
 
 
@@ -145,13 +135,13 @@ def test_cross_search_matches_brute_force(metric):
     queries, references = emb[:300], emb[300:]
     dists = pairwise_distances(queries.astype(np.float64), references.astype(np.float64), metric=metric)
     max_dist = float(np.quantile(dists, 0.005))
-    pairs = neighbors.find_pairs(queries, metric, max_dist, references=references)
+    pairs = neighbor_search.find_pairs(queries, metric, max_dist, references=references)
     expected = set(zip(*np.nonzero(dists <= max_dist)))
     borderline = set(zip(*np.nonzero(np.abs(dists - max_dist) <= TOLERANCE)))
     assert len(expected) > 100
     assert set(zip(pairs.i.tolist(), pairs.j.tolist())) ^ expected <= borderline
     assert np.allclose(pairs.dist, dists[pairs.i, pairs.j], atol=TOLERANCE)
-    nearest = neighbors.nearest_neighbor_distances(queries, metric, references=references)
+    nearest = neighbor_search.nearest_neighbor_distances(queries, metric, references=references)
     assert np.allclose(nearest, dists.min(axis=1), atol=TOLERANCE)
 
 
@@ -159,7 +149,7 @@ def test_cross_search_matches_brute_force(metric):
 def test_fraction_guess_from_sampled_rows_gives_the_same_groups(monkeypatch, metric):
     emb = clustered_embeddings(n=3000, dim=16, seed=11)
     full = neighbors.search_duplicates(emb, metric, fraction=0.2, method="exact")
-    monkeypatch.setattr(neighbors, "GUESS_SAMPLE_ROWS", 100)  # 3000 rows: sampled
+    monkeypatch.setattr(neighbor_search, "GUESS_SAMPLE_ROWS", 100)  # 3000 rows: sampled
     sampled = neighbors.search_duplicates(emb, metric, fraction=0.2, method="exact")
     assert sampled.threshold == full.threshold
     assert np.array_equal(sampled.rep, full.rep)

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from database import ROOT
 
 NUM_ROWS = 10
 

@@ -8,7 +8,8 @@ import fiftyone.brain as fob
 import fiftyone.operators as foo
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionRunState
-from conftest import PLUGIN, copy_file, write_image
+from database import PLUGIN
+from support import copy_file, write_image
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 import fiftyone as fo
 import fiftyone.core.utils as fou
 import fiftyone.operators as foo
-from operator_support import form, labels, run
-from conftest import PLUGIN, copy_file, write_image
+from support import form, labels, run
+from database import PLUGIN
+from support import copy_file, write_image
 
 from image_dedup import exact_dups
 
@@ -76,7 +77,7 @@ def test_hash_is_identical_in_two_processes(images):
     code = "import blake3,sys;print(blake3.blake3(open(sys.argv[1],'rb').read()).hexdigest())"
     plugin_code = (
         "import sys; sys.path.insert(0, sys.argv[2]);"
-        "import conftest; from image_dedup import exact_dups;"
+        "import database; from image_dedup import exact_dups;"
         "print(exact_dups.hash_file(sys.argv[1]))"
     )
     tests_dir = os.path.dirname(__file__)
@@ -227,7 +228,7 @@ def test_find_on_empty_dataset_is_a_clear_error(dataset):
 def test_find_without_blake3_says_what_to_install_and_changes_nothing(dup_dataset):
     code = (
         "import sys; sys.modules['blake3'] = None; sys.path.insert(0, sys.argv[1]);"
-        "import conftest, fiftyone as fo; from operator_support import blocking, form, run;"
+        "import database, fiftyone as fo; from support import blocking, form, run;"
         "dataset = fo.load_dataset(sys.argv[2]);"
         f"print('blocked:', blocking(form('{FIND}', dataset)));"
         f"run('{FIND}', dataset)"

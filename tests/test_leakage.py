@@ -7,15 +7,10 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.brain as fob
-from conftest import copy_file, write_image
-from operator_support import form, run
+from support import copy_file, files, form, run, write_image
 
 EXACT = "find_exact_duplicate_images"
 APPROX = "find_approximate_duplicate_images"
-
-
-def files(view):
-    return sorted(p.rsplit("/", 1)[1] for p in view.values("filepath"))
 
 
 @pytest.fixture
@@ -130,13 +125,13 @@ def test_bad_references_change_nothing(splits, find, params, message):
 
 
 def test_library_explains_unusable_references(splits):
-    from image_dedup import groups
+    from image_dedup import leakage
 
     splits.save_view("empty", splits.match_tags("nothing"))
     with pytest.raises(ValueError, match="The saved_view 'empty' has no samples"):
-        groups.reference_collection(splits, "saved_view", "empty")
+        leakage.reference_collection(splits, "saved_view", "empty")
     with pytest.raises(ValueError, match="No dataset named 'nope'"):
-        groups.reference_collection(splits, "dataset", "nope")
+        leakage.reference_collection(splits, "dataset", "nope")
 
 
 def test_every_target_sample_is_a_reference(splits):

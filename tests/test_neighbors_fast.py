@@ -9,13 +9,10 @@ from sklearn.metrics import pairwise_distances
 
 import fiftyone as fo
 import fiftyone.brain as fob
-from test_approx_search import TOLERANCE, clustered_embeddings
+from support import clustered_embeddings, pair_set
+from test_approx_search import TOLERANCE
 
-from image_dedup import approx_dups, embedding_cache, neighbors
-
-
-def pair_set(pairs):
-    return set(zip(pairs.i.tolist(), pairs.j.tolist()))
+from image_dedup import approx_dups, embedding_cache, neighbor_search, neighbors
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
@@ -24,8 +21,8 @@ def test_faiss_pairs_are_exact_pairs_with_high_recall(metric):
     dists = pairwise_distances(emb.astype(np.float64), metric=metric)
     np.fill_diagonal(dists, np.inf)
     max_dist = float(np.quantile(dists[np.isfinite(dists)], 0.0005))
-    exact = neighbors.find_pairs(emb, metric, max_dist, method="exact")
-    fast = neighbors.find_pairs(emb, metric, max_dist, method="faiss")
+    exact = neighbor_search.find_pairs(emb, metric, max_dist, method="exact")
+    fast = neighbor_search.find_pairs(emb, metric, max_dist, method="faiss")
     assert len(exact.i) > 1000
     assert np.all(fast.i < fast.j)
     assert np.allclose(fast.dist, dists[fast.i, fast.j], atol=1e-9)
@@ -39,13 +36,13 @@ def test_faiss_cross_search_and_nearest(metric):
     queries, references = emb[:1000], emb[1000:]
     dists = pairwise_distances(queries.astype(np.float64), references.astype(np.float64), metric=metric)
     max_dist = float(np.quantile(dists, 0.0005))
-    exact = neighbors.find_pairs(queries, metric, max_dist, references=references, method="exact")
-    fast = neighbors.find_pairs(queries, metric, max_dist, references=references, method="faiss")
+    exact = neighbor_search.find_pairs(queries, metric, max_dist, references=references, method="exact")
+    fast = neighbor_search.find_pairs(queries, metric, max_dist, references=references, method="faiss")
     assert len(exact.i) > 500
     assert np.allclose(fast.dist, dists[fast.i, fast.j], atol=1e-9)
     assert pair_set(fast) <= pair_set(exact)
     assert len(pair_set(fast)) >= 0.99 * len(pair_set(exact))
-    nearest = neighbors.nearest_neighbor_distances(queries, metric, references=references, method="faiss")
+    nearest = neighbor_search.nearest_neighbor_distances(queries, metric, references=references, method="faiss")
     truth = dists.min(axis=1)
     assert np.all(nearest >= truth - TOLERANCE)
     assert np.mean(np.isclose(nearest, truth, atol=TOLERANCE)) >= 0.95
@@ -71,17 +68,17 @@ def test_faiss_groups_carry_exact_distances():
 
 
 def test_auto_takes_faiss_only_for_large_searches(monkeypatch):
-    large = int(np.sqrt(2 * neighbors.EXACT_MAX_COMPARISONS)) + 2
-    assert neighbors.choose_method("auto", 1000) == "exact"
-    assert neighbors.choose_method("auto", large) == "faiss"
-    assert neighbors.choose_method("auto", 1000, num_references=10**6) == "faiss"
-    assert neighbors.choose_method("exact", 10**7) == "exact"
+    large = int(np.sqrt(2 * neighbor_search.EXACT_MAX_COMPARISONS)) + 2
+    assert neighbor_search.choose_method("auto", 1000) == "exact"
+    assert neighbor_search.choose_method("auto", large) == "faiss"
+    assert neighbor_search.choose_method("auto", 1000, num_references=10**6) == "faiss"
+    assert neighbor_search.choose_method("exact", 10**7) == "exact"
     with pytest.raises(ValueError):
-        neighbors.choose_method("hnsw", 10)
-    monkeypatch.setattr(neighbors, "faiss", None)
-    assert neighbors.choose_method("auto", 10**7) == "exact"
+        neighbor_search.choose_method("hnsw", 10)
+    monkeypatch.setattr(neighbor_search, "faiss", None)
+    assert neighbor_search.choose_method("auto", 10**7) == "exact"
     with pytest.raises(ImportError):
-        neighbors.choose_method("faiss", 10)
+        neighbor_search.choose_method("faiss", 10)
 
 
 # the embedding cache -----------------------------------------------------------

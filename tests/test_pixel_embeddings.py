@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import fiftyone as fo
-from conftest import write_image
-from operator_support import blocking, form, labels, run
+from support import write_image
+from support import blocking, form, labels, run
 from photo_edits import EDITS, write_photo_set
 
 from image_dedup import pixel_embeddings

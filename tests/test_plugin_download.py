@@ -18,7 +18,7 @@ import zipfile
 from contextlib import contextmanager
 
 from app_support import OPERATORS
-from conftest import PLUGIN, ROOT
+from database import PLUGIN, ROOT
 
 FIFTYONE = os.path.join(os.path.dirname(sys.executable), "fiftyone")
 

@@ -7,12 +7,7 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.brain as fob
-from conftest import copy_file, write_image
-from operator_support import form, run
-
-
-def files(view):
-    return sorted(p.rsplit("/", 1)[1] for p in view.values("filepath"))
+from support import copy_file, files, form, run, write_image
 
 
 @pytest.fixture
@@ -104,9 +99,9 @@ def test_bad_rule_changes_nothing(exact, params, message):
 
 
 def test_library_names_the_numeric_fields(exact):
-    from image_dedup import exact_dups, groups
+    from image_dedup import cleanup, exact_dups
 
-    cleanup = groups.Cleanup(keep_representative=True, rule="field_max", field="filepath")
+    request = cleanup.Cleanup(keep_representative=True, rule="field_max", field="filepath")
     with pytest.raises(ValueError, match=r"numeric sample field .* numeric fields: \['score'\]"):
-        exact_dups.clean_duplicates(exact, cleanup)
+        cleanup.apply_cleanup(exact, exact_dups.WORKFLOW, request)
     assert len(exact) == 5

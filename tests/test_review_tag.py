@@ -6,8 +6,7 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.brain as fob
-from conftest import copy_file, write_image
-from operator_support import blocking, form, labels, run
+from support import blocking, copy_file, files, form, labels, run, write_image
 
 EXACT = ("find_exact_duplicate_images", {}, "exact")
 APPROX = ("find_approximate_duplicate_images", dict(sim_choices="sim", threshold_value=0.2), "approximate")
@@ -23,10 +22,6 @@ def copies(dataset, tmp_path):
     emb = np.eye(3)[[0, 1, 2, 0, 0, 1]] + np.random.default_rng(0).normal(0, 0.01, (6, 3))
     fob.compute_similarity(dataset, embeddings=emb, backend="sklearn", brain_key="sim")
     return dataset
-
-
-def files(view):
-    return sorted(p.rsplit("/", 1)[1] for p in view.values("filepath"))
 
 
 @pytest.mark.parametrize("find, params, kind", [EXACT, APPROX])

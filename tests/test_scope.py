@@ -7,8 +7,8 @@ import pytest
 import fiftyone as fo
 import fiftyone.brain as fob
 from fiftyone import ViewField as F
-from conftest import copy_file, write_image
-from operator_support import run
+from support import copy_file, write_image
+from support import run
 
 APPROX = dict(sim_choices="sim", threshold_value=0.2)
 

@@ -1,0 +1,83 @@
+"""A private, throwaway MongoDB for the tests and benchmarks, and the plugin
+imported as FiftyOne imports it. Import this module before fiftyone.
+
+The environment must be set before fiftyone is imported: without a database
+URI, FiftyOne would attach to any FiftyOne database already running here.
+"""
+
+import atexit
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLUGIN = "@fo-dedup/image-dedup"
+PACKAGE = "image_dedup"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_private_mongod() -> str:
+    """Starts FiftyOne's bundled mongod in a temp dir (stopped at exit).
+
+    Returns:
+        its URI
+    """
+    package_dir = os.path.dirname(importlib.util.find_spec("fiftyone").origin)
+    mongod = os.path.join(package_dir, "db", "bin", "mongod")
+    dbpath = tempfile.mkdtemp(prefix="dedup-test-db-")
+    port = free_port()
+    proc = subprocess.Popen(
+        [mongod, "--dbpath", dbpath, "--port", str(port), "--bind_ip", "127.0.0.1",
+         "--nounixsocket", "--logpath", os.path.join(dbpath, "mongod.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def stop():
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(dbpath, ignore_errors=True)
+
+    atexit.register(stop)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return f"mongodb://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"mongod did not start; see {dbpath}/mongod.log")
+
+
+def import_plugin_package(name: str = PACKAGE):
+    """Imports the repository root as a package, as FiftyOne does, so the
+    library modules can be used directly (they import each other relatively)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if "FIFTYONE_DATABASE_URI" not in os.environ:
+    os.environ["FIFTYONE_DATABASE_URI"] = start_private_mongod()
+os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
+os.environ["FIFTYONE_PLUGINS_DIR"] = ROOT
+os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+os.environ.setdefault("FIFTYONE_DEDUP_CACHE_DIR", tempfile.mkdtemp(prefix="dedup-test-cache-"))
+import_plugin_package()
