@@ -8,12 +8,17 @@ operators are given the :class:`results.Workflow` whose result they use.
 
 import fiftyone.operators as foo
 
-from . import approx_dups, cleanup, exact_dups, forms, index_sources, leakage, representatives
+from . import approx_dups, cleanup, exact_dups, find_lock, forms, index_sources, leakage
+from . import representatives
 from .results import require_samples
 
 
-def _progress(ctx):
-    return lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
+def _progress(ctx, renew_lock):
+    def report(fraction: float, label: str) -> None:
+        renew_lock()
+        ctx.set_progress(progress=fraction, label=label)
+
+    return report
 
 
 class _FindOperator(foo.Operator):
@@ -37,11 +42,12 @@ class _FindOperator(foo.Operator):
         return ctx.params.get("delegate", False)
 
     def execute(self, ctx):
-        result = self.find(ctx)
+        with find_lock.held(ctx.dataset) as renew_lock:
+            result = self.find(ctx, _progress(ctx, renew_lock))
         ctx.ops.reload_dataset()
         return result.to_dict()
 
-    def find(self, ctx):
+    def find(self, ctx, progress):
         """Runs the find or the leakage check the params ask for."""
         raise NotImplementedError
 
@@ -55,9 +61,9 @@ class FindExactDuplicates(_FindOperator):
     def resolve_input(self, ctx):
         return forms.find_exact_form(ctx)
 
-    def find(self, ctx):
+    def find(self, ctx, progress):
         refs = forms.references(ctx)
-        options = dict(rehash=ctx.params.get("rehash", False), progress=_progress(ctx))
+        options = dict(rehash=ctx.params.get("rehash", False), progress=progress)
         if refs is None:
             return exact_dups.find_exact_duplicates(ctx.target_view(), **options)
         return leakage.find_exact_leaks(ctx.target_view(), refs, **options)
@@ -75,30 +81,30 @@ class FindApproximateDuplicates(_FindOperator):
     def resolve_input(self, ctx):
         return forms.find_approx_form(ctx)
 
-    def find(self, ctx):
+    def find(self, ctx, progress):
         params, target, refs = ctx.params, ctx.target_view(), forms.references(ctx)
-        source = index_sources.get_source(params.get("index_source", "existing"))
-        method, threshold, fraction = _approx_criteria(params, refs, source)
+        source = index_sources.get_source(ctx.dataset, params)
+        method, threshold, fraction = _approx_criteria(ctx.dataset, params, refs, source)
         approx_dups.validate_criteria(method, threshold, fraction, source.metric(ctx.dataset, params))
         require_samples(target)
         brain_key = source.brain_key(ctx.dataset, params)  # a new index is built here
         if refs is None:
             return approx_dups.find_approximate_duplicates(
-                target, brain_key, method, threshold, fraction, _progress(ctx)
+                target, brain_key, method, threshold, fraction, progress
             )
-        return leakage.find_approximate_leaks(target, refs, brain_key, threshold, _progress(ctx))
+        return leakage.find_approximate_leaks(target, refs, brain_key, threshold, progress)
 
     def resolve_output(self, ctx):
         return forms.find_approx_outputs(ctx.params)
 
 
-def _approx_criteria(params: dict, refs, source) -> tuple:
+def _approx_criteria(dataset, params: dict, refs, source) -> tuple:
     """``(method, threshold, fraction)`` from the params, with the defaults
     of the form; a leakage check takes a threshold only."""
     method = params.get("method_choices", "threshold")
     if refs is not None and method != "threshold":
         raise ValueError("method_choices must be 'threshold' when comparing against references")
-    threshold = params.get("threshold_value", source.default_threshold)
+    threshold = params.get("threshold_value", source.default_threshold(dataset, params))
     return method, threshold, params.get("dup_fraction", approx_dups.DEFAULT_FRACTION)
 
 

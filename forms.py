@@ -144,14 +144,14 @@ def _index_input(ctx, inputs: types.Object) -> tuple:
         del names["existing"]
         inputs.view("no_index", types.Notice(label=similarity.NO_INDEX_MESSAGE))
     labels = {name: source.label for name, source in names.items()}
-    name = choices(ctx, inputs, "index_source", labels, next(iter(names)),
+    name = choices(ctx, inputs, "index_source", labels, index_sources.default_source_name(ctx.dataset, {}),
                    "Where the similarity comes from")
     source = index_sources.SOURCES[name]
     return source, source.add_inputs(ctx, inputs)
 
 
 def _threshold_input(ctx, inputs: types.Object, source) -> float:
-    default = source.default_threshold
+    default = source.default_threshold(ctx.dataset, ctx.params)
     inputs.float(
         "threshold_value",
         default=default,

@@ -10,6 +10,7 @@ from typing import Optional
 
 import fiftyone as fo
 import fiftyone.brain as fob
+import fiftyone.core.brain as fobr
 import fiftyone.operators.types as types
 import fiftyone.zoo as foz
 
@@ -19,6 +20,9 @@ from .form_widgets import dropdown
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5  # the original plugin's, for indexes of any embedding
+# recorded on the brain runs this plugin builds, so that an index picked later
+# as an existing one keeps the defaults of its kind
+KIND_ATTRIBUTE = "dedup_index_kind"
 MODEL_HELP = (
     "a FiftyOne zoo model name (fiftyone.zoo.list_zoo_models()), e.g. "
     "'clip-vit-base32-torch'; its weights are downloaded on first use"
@@ -26,25 +30,37 @@ MODEL_HELP = (
 
 
 class ExistingIndex:
-    """A similarity index the dataset already has (``sim_choices``)."""
+    """A similarity index the dataset already has (``sim_choices``; without
+    it, the first one, as the form preselects)."""
 
     name = "existing"
     label = "An existing similarity index"
-    default_threshold = DEFAULT_THRESHOLD
 
     def add_inputs(self, ctx, inputs: types.Object) -> Optional[str]:
         """Adds the index picker; returns the picked brain key."""
         brain_keys = similarity.similarity_brain_keys(ctx.dataset)
-        dropdown(inputs, "sim_choices", brain_keys, "Similarity index")
-        return ctx.params.get("sim_choices", brain_keys[0])
+        dropdown(inputs, "sim_choices", brain_keys, "Similarity index", required=False)
+        return self.brain_key(ctx.dataset, ctx.params)
 
     def metric(self, dataset: fo.Dataset, params: dict) -> str:
         """The metric of the index to search; raises ValueError if unusable."""
-        return similarity.similarity_config(dataset, params.get("sim_choices")).metric
+        return similarity.similarity_config(dataset, self.brain_key(dataset, params)).metric
 
-    def brain_key(self, dataset: fo.Dataset, params: dict) -> str:
+    def brain_key(self, dataset: fo.Dataset, params: dict) -> Optional[str]:
         """The brain key to search."""
-        return params.get("sim_choices")
+        if "sim_choices" in params:
+            return params["sim_choices"]
+        return next(iter(similarity.similarity_brain_keys(dataset)), None)
+
+    def default_threshold(self, dataset: fo.Dataset, params: dict) -> float:
+        """The default of the index's kind: an index this plugin built keeps
+        the default of the source that built it."""
+        key = self.brain_key(dataset, params)
+        if key not in dataset.list_brain_runs():
+            return DEFAULT_THRESHOLD
+        kind = getattr(dataset.get_brain_info(key).config, KIND_ATTRIBUTE, None)
+        source = SOURCES.get(kind, self)
+        return DEFAULT_THRESHOLD if source is self else source.default_threshold(dataset, params)
 
 
 class _NewIndex:
@@ -52,7 +68,10 @@ class _NewIndex:
     regular sklearn brain run under ``new_brain_key``."""
 
     name = label = None
-    default_threshold = DEFAULT_THRESHOLD
+    threshold = DEFAULT_THRESHOLD
+
+    def default_threshold(self, dataset: fo.Dataset, params: dict) -> float:
+        return self.threshold
 
     def add_inputs(self, ctx, inputs: types.Object) -> Optional[str]:
         """Adds the new brain key, checked while the user types."""
@@ -83,6 +102,9 @@ class _NewIndex:
         key = params.get("new_brain_key", pixel_embeddings.DEFAULT_BRAIN_KEY)
         logger.info("Building similarity index '%s' (%s)", key, self.name)
         self.create(dataset, key, params)
+        config = dataset.get_brain_info(key).config
+        setattr(config, KIND_ATTRIBUTE, self.name)
+        fobr.BrainMethod.update_run_config(dataset, key, config)
         return key
 
     def create(self, dataset: fo.Dataset, brain_key: str, params: dict) -> None:
@@ -102,7 +124,7 @@ class PixelIndex(_NewIndex):
 
     name = "pixels"
     label = "New index from pixels (built in, no download)"
-    default_threshold = pixel_embeddings.DEFAULT_THRESHOLD
+    threshold = pixel_embeddings.DEFAULT_THRESHOLD
 
     def create(self, dataset: fo.Dataset, brain_key: str, params: dict) -> None:
         pixel_embeddings.compute_pixel_similarity(dataset, brain_key)
@@ -140,12 +162,22 @@ class ZooModelIndex(_NewIndex):
 SOURCES = {source.name: source for source in (ExistingIndex(), PixelIndex(), ZooModelIndex())}
 
 
-def get_source(name: str):
-    """The source named ``name``.
+def get_source(dataset: fo.Dataset, params: dict):
+    """The source the params name; without ``index_source``, the form's
+    default: an existing index if the dataset has one, else pixels.
 
     Raises:
         ValueError: on an unknown name
     """
+    name = params.get("index_source", default_source_name(dataset, params))
     if name not in SOURCES:
         raise ValueError(f"index_source must be one of {tuple(SOURCES)}, got '{name}'")
     return SOURCES[name]
+
+
+def default_source_name(dataset: fo.Dataset, params: dict) -> str:
+    """What the form preselects: an existing index if there is one (or if
+    one is named: a missing one is an error, not a reason to build one)."""
+    if "sim_choices" in params or similarity.similarity_brain_keys(dataset):
+        return ExistingIndex.name
+    return PixelIndex.name
