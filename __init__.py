@@ -11,6 +11,10 @@ import fiftyone.operators as foo
 from . import approx_dups, cleanup, exact_dups, find_lock, forms, index_sources, leakage
 from . import representatives
 from .results import require_samples
+from .review_panel import OpenReviewPanel, ReviewDuplicatesPanel
+
+
+REVIEW_HINT = "Compare each group side by side before deleting: 'Dedup: Review duplicates'"
 
 
 def _progress(ctx, renew_lock):
@@ -39,13 +43,14 @@ class _FindOperator(foo.Operator):
         )
 
     def resolve_delegation(self, ctx):
-        return ctx.params.get("delegate", False)
+        # None lets request_delegation (or the App's Schedule choice) decide
+        return True if ctx.params.get("delegate") else None
 
     def execute(self, ctx):
         with find_lock.held(ctx.dataset) as renew_lock:
             result = self.find(ctx, _progress(ctx, renew_lock))
         ctx.ops.reload_dataset()
-        return result.to_dict()
+        return {**result.to_dict(), **forms.where_results_are(ctx.params, self.workflow)}
 
     def find(self, ctx, progress):
         """Runs the find or the leakage check the params ask for."""
@@ -53,6 +58,7 @@ class _FindOperator(foo.Operator):
 
 
 class FindExactDuplicates(_FindOperator):
+    workflow = exact_dups.WORKFLOW
     name = "find_exact_duplicate_images"
     label = exact_dups.FIND_LABEL
     description = "Hash every image file and group byte-identical copies"
@@ -63,16 +69,18 @@ class FindExactDuplicates(_FindOperator):
 
     def find(self, ctx, progress):
         refs = forms.references(ctx)
-        options = dict(rehash=ctx.params.get("rehash", False), progress=progress)
+        options = dict(rehash=ctx.params.get("rehash", False), progress=progress,
+                       num_readers=ctx.params.get("num_readers") or None)
         if refs is None:
-            return exact_dups.find_exact_duplicates(ctx.target_view(), **options)
-        return leakage.find_exact_leaks(ctx.target_view(), refs, **options)
+            return exact_dups.find_exact_duplicates(forms.find_target(ctx), **options)
+        return leakage.find_exact_leaks(forms.find_target(ctx), refs, **options)
 
     def resolve_output(self, ctx):
         return forms.find_exact_outputs(ctx.params)
 
 
 class FindApproximateDuplicates(_FindOperator):
+    workflow = approx_dups.WORKFLOW
     name = "find_approximate_duplicate_images"
     label = approx_dups.FIND_LABEL
     description = "Group near-duplicate images with a similarity index, or build one from pixels"
@@ -82,7 +90,7 @@ class FindApproximateDuplicates(_FindOperator):
         return forms.find_approx_form(ctx)
 
     def find(self, ctx, progress):
-        params, target, refs = ctx.params, ctx.target_view(), forms.references(ctx)
+        params, target, refs = ctx.params, forms.find_target(ctx), forms.references(ctx)
         source = index_sources.get_source(ctx.dataset, params)
         method, threshold, fraction = _approx_criteria(ctx.dataset, params, refs, source)
         approx_dups.validate_criteria(method, threshold, fraction, source.metric(ctx.dataset, params))
@@ -90,7 +98,9 @@ class FindApproximateDuplicates(_FindOperator):
         brain_key = source.brain_key(ctx.dataset, params)  # a new index is built here
         if refs is None:
             return approx_dups.find_approximate_duplicates(
-                target, brain_key, method, threshold, fraction, progress
+                target, brain_key, method, threshold, fraction, progress,
+                verify=params.get("verify", source.verifies(ctx.dataset, params)),
+                mirror=params.get("mirror", True), search=params.get("search", "auto"),
             )
         return leakage.find_approximate_leaks(target, refs, brain_key, threshold, progress)
 
@@ -115,14 +125,19 @@ class _DisplayOperator(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(name=self.name, label=self.label, icon=self.icon)
+        return foo.OperatorConfig(name=self.name, label=self.label, icon=self.icon,
+                                  description=f"Show the groups the last {self.workflow.name} find "
+                                  "left, one tile per group")
 
     def execute(self, ctx):
         view = self.workflow.groups_view(ctx.dataset)
         if len(view) == 0:
             raise ValueError("No duplicates were found: nothing to display")
         ctx.ops.set_view(view=view)
-        return {"num_groups": len(view)}
+        return {"num_groups": len(view), "review": REVIEW_HINT}
+
+    def resolve_output(self, ctx):
+        return forms.display_outputs()
 
 
 class DisplayExactDuplicates(_DisplayOperator):
@@ -148,7 +163,10 @@ class _DeleteOperator(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(name=self.name, label=self.label, icon=self.icon, dynamic=True)
+        what = "all but one per group" if self.keep_representative else "every member of every group"
+        return foo.OperatorConfig(name=self.name, label=self.label, icon=self.icon, dynamic=True,
+                                  description=f"Delete (or tag) {what} of the last "
+                                  f"{self.workflow.name} find's result")
 
     def resolve_input(self, ctx):
         return forms.cleanup_form(
@@ -164,11 +182,9 @@ class _DeleteOperator(foo.Operator):
             action=params.get("action", "delete"),
             tag=params.get("tag", cleanup.DEFAULT_TAG),
         )
-        count = cleanup.apply_cleanup(ctx.dataset, self.workflow, request)
+        result = cleanup.apply_cleanup(ctx.dataset, self.workflow, request)
         ctx.ops.reload_dataset()
-        if request.action == "tag":
-            return {"num_tagged": count, "tag": request.tag}
-        return {"num_deleted": count}
+        return result.to_dict()
 
     def resolve_output(self, ctx):
         return forms.cleanup_outputs(ctx.params)
@@ -218,5 +234,5 @@ OPERATORS = (
 
 
 def register(plugin):
-    for operator in OPERATORS:
+    for operator in OPERATORS + (OpenReviewPanel, ReviewDuplicatesPanel):
         plugin.register(operator)

@@ -6,11 +6,13 @@ Every input has a default that keeps the original behaviour; headless
 ``ctx.params.get``.
 """
 
+import json
+
 import fiftyone as fo
 import fiftyone.operators.types as types
 
 from . import approx_dups, cleanup, exact_dups, index_sources, leakage, pixel_embeddings
-from . import representatives, similarity, threshold_preview
+from . import representatives, results, similarity, threshold_preview, verification
 from .form_widgets import block, choices, dropdown
 
 REFERENCE_PARAMS = {"saved_view": "reference_view", "tag": "reference_tag", "dataset": "reference_dataset"}
@@ -21,9 +23,31 @@ def form(inputs: types.Object, label: str) -> types.Property:
     return types.Property(inputs, view=types.View(label=label))
 
 
+RESULT_MARKERS = (exact_dups.RUN_FIELD, approx_dups.RUN_FIELD, leakage.EXACT_LEAK_FIELD,
+                  leakage.APPROX_REF_FIELD)
+
+
+def is_result_view(view) -> bool:
+    """Whether ``view`` shows one of this plugin's results (e.g. after a
+    display operator): a find there would search only the last result."""
+    stages = json.dumps(getattr(view, "_serialize", list)(), default=str)
+    return any(marker in stages for marker in RESULT_MARKERS)
+
+
 def target_view(ctx, inputs: types.Object):
-    """Adds the dataset / current view / selection choice; returns the target."""
-    inputs.view_target(ctx)
+    """Adds the dataset / current view / selection choice; returns the target.
+    On one of the plugin's result views, the dataset is the default."""
+    default = "DATASET" if is_result_view(ctx.view) else None
+    inputs.view_target(ctx, default_target=default)
+    return find_target(ctx)
+
+
+def find_target(ctx):
+    """What a find searches: the chosen target; without a choice, the
+    dataset when the current view is one of the plugin's result views."""
+    chosen = ctx.params.get("view_target") or ctx.request_params.get("view_target")
+    if chosen is None and is_result_view(ctx.view):
+        return ctx.dataset
     return ctx.target_view()
 
 
@@ -32,7 +56,9 @@ def delegate_input(inputs: types.Object, note: str) -> None:
         "delegate",
         default=False,
         label="Delegate execution",
-        description=f"Run as a delegated operation in the background. {note}",
+        description="Run as a delegated operation in the background. It runs only while a "
+        "delegated-operation service is running: start `fiftyone delegated launch` in a terminal "
+        f"with the same FiftyOne settings (database, FIFTYONE_PLUGINS_DIR). {note}",
         view=types.CheckboxView(),
     )
 
@@ -90,14 +116,29 @@ def find_exact_form(ctx) -> types.Property:
     inputs = types.Object()
     if exact_dups.blake3 is None:
         block(inputs, "missing_blake3", exact_dups.MISSING_BLAKE3)
-    _target_and_references(ctx, inputs)
-    if exact_dups.has_foreign_filehash(ctx.dataset):
-        inputs.view("foreign_filehash", types.Notice(label=exact_dups.FOREIGN_FILEHASH))
+    target, _, _ = _target_and_references(ctx, inputs)
+    try:
+        exact_dups.hashable_samples(target)
+    except ValueError as e:
+        block(inputs, "not_images", str(e))
+    _replaces_notice(ctx, inputs, exact_dups.WORKFLOW)
+    foreign = exact_dups.foreign_filehash_message(ctx.dataset)
+    if foreign:
+        inputs.view("foreign_filehash", types.Notice(label=foreign))
     inputs.bool(
         "rehash",
         default=False,
         label="Rehash all files",
-        description="Also hash files that already have a filehash (e.g. files changed on disk)",
+        description="Also read files whose size and modification time are unchanged "
+        "(files that changed are always read again)",
+    )
+    inputs.int(
+        "num_readers",
+        required=False,
+        label="File readers",
+        description="Threads that read files: empty = automatic (1 on a local disk; up to "
+        f"{exact_dups.MAX_READERS} when reads wait, as on network filesystems and cloud mounts)",
+        min=1,
     )
     delegate_input(inputs, "Recommended for large datasets.")
     return form(inputs, "Find exact duplicates")
@@ -107,6 +148,9 @@ def find_approx_form(ctx) -> types.Property:
     inputs = types.Object()
     target, refs, error = _target_and_references(ctx, inputs)
     source, brain_key = _index_input(ctx, inputs)
+    if not is_leak_check(ctx.params):
+        _replaces_notice(ctx, inputs, approx_dups.WORKFLOW)
+        _verification_inputs(ctx, inputs, source)
     method = "threshold"
     if not is_leak_check(ctx.params):
         method = choices(ctx, inputs, "method_choices",
@@ -129,6 +173,12 @@ def find_approx_form(ctx) -> types.Property:
             description="The threshold is tuned so that this fraction of images are duplicates",
             view=types.SliderView(componentsProps={"slider": {"min": 0, "max": 1, "step": 0.01}}),
         )
+    if brain_key and not is_leak_check(ctx.params):
+        choices(ctx, inputs, "search", {"auto": "Automatic", "memory": "In this process",
+                                         "backend": "In the vector database"}, "auto",
+                "Where the neighbour search runs",
+                "Automatic: in the vector database when its backend can't return all vectors "
+                "(Milvus) or above 2,000,000 samples of a service backend; else in memory")
     delegate_input(inputs, "Recommended above ~50,000 samples.")
     return form(inputs, "Find approximate duplicates")
 
@@ -150,6 +200,31 @@ def _index_input(ctx, inputs: types.Object) -> tuple:
     return source, source.add_inputs(ctx, inputs)
 
 
+def _replaces_notice(ctx, inputs: types.Object, workflow) -> None:
+    """Says what a find would replace, if a result exists."""
+    if is_leak_check(ctx.params):
+        return
+    try:
+        view = workflow.load_view(ctx.dataset)
+    except ValueError:
+        return
+    num_images = len(view)
+    if num_images:
+        num_groups = len(view.distinct(workflow.group_field))
+        inputs.view("replaces", types.Notice(
+            label=f"This find replaces the current result: {num_images} images in {num_groups} groups"))
+
+
+def _verification_inputs(ctx, inputs: types.Object, source) -> None:
+    inputs.bool("verify", default=source.verifies(ctx.dataset, ctx.params),
+                label="Verify candidates by comparing the images",
+                description="Each candidate pair is confirmed by aligning the two images, so "
+                "another shot of the same scene is not taken for an edited copy (on by default "
+                "for the pixel index; CLIP-like embeddings also merge burst shots)")
+    inputs.bool("mirror", default=True, label="A mirrored copy is a duplicate",
+                description="Turn off where left and right matter (e.g. text, driving scenes)")
+
+
 def _threshold_input(ctx, inputs: types.Object, source) -> float:
     default = source.default_threshold(ctx.dataset, ctx.params)
     inputs.float(
@@ -158,8 +233,9 @@ def _threshold_input(ctx, inputs: types.Object, source) -> float:
         min=0.0,
         label="Distance threshold",
         description="Images closer than this in the index's metric are duplicates "
-        "(cosine distance: 0 = same direction, 2 = opposite; "
-        f"pixel index: {pixel_embeddings.DEFAULT_THRESHOLD})",
+        "(cosine distance: 0 = same direction, 2 = opposite; pixel index: "
+        f"{verification.CANDIDATE_THRESHOLD} with verification, "
+        f"{pixel_embeddings.DEFAULT_THRESHOLD} without)",
     )
     return ctx.params.get("threshold_value", default)
 
@@ -178,7 +254,8 @@ def _threshold_preview(inputs: types.Object, target, brain_key: str, threshold: 
             "width": [b - a for a, b in zip(edges, edges[1:])]}
     layout = {
         "title": "Distance to the nearest " + ("reference" if refs is not None else "other sample"),
-        "xaxis": {"title": "distance"}, "yaxis": {"title": "samples"}, "height": 260,
+        "xaxis": {"title": "distance to nearest neighbour"}, "yaxis": {"title": "samples"},
+        "height": 260,
         "shapes": [{"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1,
                     "yref": "paper", "line": {"color": "red", "dash": "dash"}}],
     }
@@ -205,9 +282,16 @@ def _find_outputs(params: dict, counts: dict) -> types.Object:
 def find_exact_outputs(params: dict) -> types.Property:
     outputs = _find_outputs(params, {"num_images_with_exact_dups": "Images with exact duplicates",
                                      "num_dups": "Duplicates deduplication would remove"})
+    if not is_leak_check(params):
+        outputs.int("num_empty", label="Empty files (never grouped)")
     outputs.int("num_hashed", label="Files hashed in this run")
+    if not is_leak_check(params):
+        outputs.int("num_changed", label="Of those, changed since their last hash")
     outputs.int("num_unreadable", label="Unreadable files (skipped)")
     outputs.list("unreadable_paths", types.String(), label="First unreadable files")
+    if not is_leak_check(params):
+        outputs.int("num_kept_apart", label="Pairs your review marked not duplicates")
+    _where_outputs(outputs)
     return types.Property(outputs)
 
 
@@ -216,6 +300,37 @@ def find_approx_outputs(params: dict) -> types.Property:
                                      "num_dups": "Duplicates deduplication would remove",
                                      "num_groups": "Groups"})
     outputs.float("threshold", label="Distance threshold used")
+    outputs.int("num_degenerate", label="All-zero embeddings (left out of groups)")
+    outputs.float("fraction_reached", label="Fraction of duplicates reached")
+    outputs.str("note", label="Note")
+    if not is_leak_check(params):
+        outputs.bool("verified", label="Candidate pairs verified by comparing the images")
+        outputs.int("num_rejected", label="Candidate pairs verification found to be different photos")
+        outputs.int("num_kept_apart", label="Pairs your review marked not duplicates")
+    _where_outputs(outputs)
+    return types.Property(outputs)
+
+
+def where_results_are(params: dict, workflow) -> dict:
+    """Where a find's result is, and the next step, for its output."""
+    if is_leak_check(params):
+        view = leakage.EXACT_LEAK_VIEW if workflow is exact_dups.WORKFLOW else leakage.APPROX_LEAK_VIEW
+        return {"saved_view": view, "next_step": f"Load the saved view '{view}' to see the leaked "
+                "samples, or open 'Dedup: Review duplicates'"}
+    return {"saved_view": workflow.view_name,
+            "next_step": f"'Dedup: Display {workflow.name} duplicates' shows the groups; "
+            "'Dedup: Review duplicates' compares each group side by side before deleting"}
+
+
+def _where_outputs(outputs: types.Object) -> None:
+    outputs.str("saved_view", label="Saved view of the result")
+    outputs.str("next_step", label="Next")
+
+
+def display_outputs() -> types.Property:
+    outputs = types.Object()
+    outputs.int("num_groups", label="Groups shown")
+    outputs.str("review", label="Review")
     return types.Property(outputs)
 
 
@@ -226,6 +341,8 @@ def cleanup_outputs(params: dict) -> types.Property:
         outputs.str("tag", label="Tag")
     else:
         outputs.int("num_deleted", label="Samples deleted")
+        outputs.int("num_skipped", label="Kept: file changed or missing since the find")
+        outputs.list("skipped_paths", types.String(), label="First files kept")
     return types.Property(outputs)
 
 
@@ -248,11 +365,22 @@ def cleanup_form(ctx, workflow, keep_representative: bool, default_rule: str, la
         tag = ctx.params.get("tag", cleanup.DEFAULT_TAG)
         inputs.view("notice", types.Notice(label=f"This tags {count} samples '{tag}'"))
     else:
-        inputs.view(
-            "warning",
-            types.Warning(label=f"This permanently deletes {count} samples from the dataset"),
-        )
+        text = _delete_warning(ctx.dataset, workflow, count, keep_representative)
+        inputs.view("warning", types.Warning(label=text))
     return form(inputs, label)
+
+
+def _delete_warning(dataset, workflow, count: int, keep_representative: bool) -> str:
+    text = f"This permanently deletes {count} samples from the dataset"
+    tag = results.review_tag(dataset, workflow)
+    if tag is not None:
+        return (f"{text}: those still tagged '{tag}' from your review (untagged samples are "
+                "kept, and one per group when keeping one)")
+    if keep_representative:
+        return text
+    keeping_one = cleanup.count_to_delete(dataset, workflow, True)
+    return (f"{text}: every member of every group, originals included; to keep one per group, "
+            f"use Deduplicate (it would delete {keeping_one})")
 
 
 def _representative_input(ctx, inputs: types.Object, default_rule: str) -> None:

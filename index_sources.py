@@ -14,15 +14,13 @@ import fiftyone.core.brain as fobr
 import fiftyone.operators.types as types
 import fiftyone.zoo as foz
 
-from . import pixel_embeddings, similarity
+from . import pixel_embeddings, similarity, verification
 from .form_widgets import dropdown
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5  # the original plugin's, for indexes of any embedding
-# recorded on the brain runs this plugin builds, so that an index picked later
-# as an existing one keeps the defaults of its kind
-KIND_ATTRIBUTE = "dedup_index_kind"
+KIND_ATTRIBUTE = similarity.KIND_ATTRIBUTE  # a built index keeps its source's defaults
 MODEL_HELP = (
     "a FiftyOne zoo model name (fiftyone.zoo.list_zoo_models()), e.g. "
     "'clip-vit-base32-torch'; its weights are downloaded on first use"
@@ -52,15 +50,24 @@ class ExistingIndex:
             return params["sim_choices"]
         return next(iter(similarity.similarity_brain_keys(dataset)), None)
 
+    def _builder(self, dataset: fo.Dataset, params: dict):
+        """The source that built the index, if this plugin did."""
+        key = self.brain_key(dataset, params)
+        if key not in dataset.list_brain_runs():
+            return None
+        builder = SOURCES.get(similarity.index_kind(dataset.get_brain_info(key).config))
+        return None if builder is self else builder
+
     def default_threshold(self, dataset: fo.Dataset, params: dict) -> float:
         """The default of the index's kind: an index this plugin built keeps
         the default of the source that built it."""
-        key = self.brain_key(dataset, params)
-        if key not in dataset.list_brain_runs():
-            return DEFAULT_THRESHOLD
-        kind = getattr(dataset.get_brain_info(key).config, KIND_ATTRIBUTE, None)
-        source = SOURCES.get(kind, self)
-        return DEFAULT_THRESHOLD if source is self else source.default_threshold(dataset, params)
+        builder = self._builder(dataset, params)
+        return builder.default_threshold(dataset, params) if builder else DEFAULT_THRESHOLD
+
+    def verifies(self, dataset: fo.Dataset, params: dict) -> bool:
+        """Whether a find verifies candidate pairs by default."""
+        builder = self._builder(dataset, params)
+        return builder.verifies(dataset, params) if builder else False
 
 
 class _NewIndex:
@@ -72,6 +79,9 @@ class _NewIndex:
 
     def default_threshold(self, dataset: fo.Dataset, params: dict) -> float:
         return self.threshold
+
+    def verifies(self, dataset: fo.Dataset, params: dict) -> bool:
+        return False
 
     def add_inputs(self, ctx, inputs: types.Object) -> Optional[str]:
         """Adds the new brain key, checked while the user types."""
@@ -124,10 +134,20 @@ class PixelIndex(_NewIndex):
 
     name = "pixels"
     label = "New index from pixels (built in, no download)"
-    threshold = pixel_embeddings.DEFAULT_THRESHOLD
+
+    def default_threshold(self, dataset: fo.Dataset, params: dict) -> float:
+        """Verified candidates are collected wider than unverified ones."""
+        if params.get("verify", True):
+            return verification.CANDIDATE_THRESHOLD
+        return pixel_embeddings.DEFAULT_THRESHOLD
+
+    def verifies(self, dataset: fo.Dataset, params: dict) -> bool:
+        return True
 
     def create(self, dataset: fo.Dataset, brain_key: str, params: dict) -> None:
-        pixel_embeddings.compute_pixel_similarity(dataset, brain_key)
+        pixel_embeddings.compute_pixel_similarity(
+            dataset, brain_key, mirror_invariant=params.get("mirror", True)
+        )
 
 
 class ZooModelIndex(_NewIndex):

@@ -124,6 +124,7 @@ def find_exact_leaks(
     references: SampleCollection,
     rehash: bool = False,
     progress: Progress = None,
+    num_readers: Optional[int] = None,
 ) -> ExactLeakResult:
     """Marks the samples of ``samples`` whose file is byte-identical to a
     file of ``references`` in ``is_exact_leak`` and saves ``exact_leak_view``.
@@ -136,6 +137,7 @@ def find_exact_leaks(
         references: a view of the same dataset, or another dataset
         rehash: hash every file again
         progress: optional ``callback(fraction, label)``
+        num_readers: threads that read files (None: sized automatically)
 
     Returns:
         an :class:`ExactLeakResult`
@@ -143,10 +145,12 @@ def find_exact_leaks(
     Raises:
         ValueError: if ``samples`` has no sample outside ``references``
     """
+    samples, references = exact_dups.hashable_samples(samples), exact_dups.hashable_samples(references)
     scope = check_scope(samples, references)
-    hashed = exact_dups.compute_filehashes(samples, rehash, progress)
-    ref_hashed = exact_dups.compute_filehashes(references, rehash, progress)
+    hashed = exact_dups.compute_filehashes(samples, rehash, progress, num_readers=num_readers)
+    ref_hashed = exact_dups.compute_filehashes(references, rehash, progress, num_readers=num_readers)
     known = set(references.exists(exact_dups.FILEHASH_FIELD).values(exact_dups.FILEHASH_FIELD))
+    known.discard(exact_dups.EMPTY_DIGEST)  # empty files are failed downloads, not copies
     ids, hashes = samples.exists(exact_dups.FILEHASH_FIELD).values(["id", exact_dups.FILEHASH_FIELD])
     leaked = [i for i, h in zip(ids, hashes) if h in known and i in scope.targets]
     dataset = root_dataset(samples)
@@ -174,13 +178,13 @@ def leak_embeddings(
     """
     dataset = root_dataset(samples)
     if scope.shared is not None:
-        rows = similarity.index_rows(dataset, brain_key, scope.targets | scope.shared)
+        rows = _directed(similarity.index_rows(dataset, brain_key, scope.targets | scope.shared))
         is_ref = np.fromiter((i in scope.shared for i in rows.sample_ids), bool, len(rows.sample_ids))
         ids = np.asarray(rows.sample_ids)
         return LeakEmbeddings(rows.embeddings[~is_ref], list(ids[~is_ref]),
                               rows.embeddings[is_ref], list(ids[is_ref]), rows.metric)
-    queries = similarity.index_rows(dataset, brain_key, scope.targets)
-    refs = similarity.index_rows(root_dataset(references), brain_key, set(references.values("id")))
+    queries = _directed(similarity.index_rows(dataset, brain_key, scope.targets))
+    refs = _directed(similarity.index_rows(root_dataset(references), brain_key, set(references.values("id"))))
     if queries.metric != refs.metric or queries.embeddings.shape[1:] != refs.embeddings.shape[1:]:
         raise ValueError(
             f"Similarity index '{brain_key}' of '{dataset_name(references)}' is not "
@@ -191,6 +195,13 @@ def leak_embeddings(
     query_rows = queries.embeddings + (queries.mean - mean).astype(np.float32)
     ref_rows = refs.embeddings + (refs.mean - mean).astype(np.float32)
     return LeakEmbeddings(query_rows, queries.sample_ids, ref_rows, refs.sample_ids, queries.metric)
+
+
+def _directed(rows: similarity.IndexRows) -> similarity.IndexRows:
+    """``rows`` without the all-zero embeddings, which match nothing."""
+    keep = ~rows.degenerate
+    return rows._replace(embeddings=rows.embeddings[keep], degenerate=rows.degenerate[keep],
+                         sample_ids=list(np.asarray(rows.sample_ids, dtype=object)[keep]))
 
 
 def find_approximate_leaks(

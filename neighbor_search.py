@@ -48,6 +48,10 @@ FAISS_MARGIN = 1e-3
 # fraction mode's first guess of a threshold comes from the nearest neighbours
 # of this many sampled rows instead of all rows (exact search, large n)
 GUESS_SAMPLE_ROWS = 2000
+# a row is degenerate (no direction: an all-zero embedding) when its norm is at
+# most this share of the median norm of the non-zero rows
+DEGENERATE_NORM_RATIO = 1e-6
+MAX_LISTED_ROWS = 5  # rows an error message names
 
 
 class Pairs(NamedTuple):
@@ -112,6 +116,58 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), in their dtype."""
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return rows / np.where(norms == 0, 1, norms).astype(rows.dtype)
+
+
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """The euclidean norm of each row, in float64 (no overflow for large
+    float32 values), one chunk of rows at a time.
+
+    Args:
+        x: ``n x d`` array
+
+    Returns:
+        ``n`` float64 norms: NaN or inf for rows holding a NaN or inf
+    """
+    out = np.empty(len(x), dtype=np.float64)
+    for start in range(0, len(x), PAIR_CHUNK):
+        chunk = np.asarray(x[start : start + PAIR_CHUNK], dtype=np.float64)
+        out[start : start + len(chunk)] = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+    return out
+
+
+def degenerate_rows(norms: np.ndarray) -> np.ndarray:
+    """Which rows have no direction: norm 0, or at most
+    :data:`DEGENERATE_NORM_RATIO` of the median norm of the non-zero rows.
+
+    Args:
+        norms: row norms (see :func:`row_norms`); non-finite ones are not
+            degenerate
+
+    Returns:
+        a boolean array, True for degenerate rows
+    """
+    finite = np.isfinite(norms)
+    nonzero = norms[finite & (norms > 0)]
+    scale = float(np.median(nonzero)) if len(nonzero) else 0.0
+    return finite & (norms <= DEGENERATE_NORM_RATIO * scale)
+
+
+def require_finite(norms: np.ndarray) -> None:
+    """Raises ValueError, naming the first rows, if a norm is not finite.
+
+    Args:
+        norms: row norms (see :func:`row_norms`)
+
+    Raises:
+        ValueError: if a row holds a NaN or inf
+    """
+    bad = np.flatnonzero(~np.isfinite(norms))
+    if len(bad):
+        verb = "embedding is" if len(bad) == 1 else "embeddings are"
+        raise ValueError(
+            f"{len(bad)} {verb} not finite (NaN or inf), e.g. rows "
+            f"{bad[:MAX_LISTED_ROWS].tolist()}; distances to them are undefined"
+        )
 
 
 def exact_distances(x: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str, y=None) -> np.ndarray:

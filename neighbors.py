@@ -7,12 +7,17 @@ fiftyone-brain's ``find_duplicates``:
     group's representative;
 -   in fraction mode the threshold is bisected, as the brain does, until the
     wanted number of samples are duplicates; the bisection runs on pairs
-    found once, not on new searches.
+    found once, not on new searches, and ends within a bounded number of
+    steps: a fraction that no threshold reaches gives the closest result,
+    and says so;
+-   all-zero (degenerate) rows have no direction: they are never grouped,
+    only counted; rows holding a NaN or inf are an error.
 
 The pairs come from :mod:`neighbor_search`. Everything here is plain numpy.
 """
 
-from typing import NamedTuple, Optional
+import logging
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -20,12 +25,21 @@ from .neighbor_search import (  # noqa: F401  (re-exported: the search API)
     Pairs,
     PairSearch,
     choose_method,
+    degenerate_rows,
     find_pairs,
     make_search,
     max_norm,
     nearest_neighbor_distances,
+    require_finite,
+    row_norms,
 )
 from .progress import Progress
+
+logger = logging.getLogger(__name__)
+
+# threshold evaluations fraction mode makes at most: the brain's bisection
+# needs about 80 (doubling, then halving down to float precision)
+MAX_TUNING_STEPS = 200
 
 
 class Groups(NamedTuple):
@@ -34,11 +48,19 @@ class Groups(NamedTuple):
     ``rep[k]`` is the position of the representative of sample ``k``'s group
     (``k`` itself for a representative) or -1 when ``k`` is in no group;
     ``dist[k]`` is the distance to the representative.
+
+    ``num_degenerate`` rows were all-zero and left out of groups; in
+    fraction mode ``fraction_reached`` is the share of the other rows that
+    are duplicates; ``note`` says what the caller should know ("" if
+    nothing): a fraction that was not reached, rows left out.
     """
 
     rep: np.ndarray
     dist: np.ndarray
     threshold: Optional[float]
+    num_degenerate: int = 0
+    fraction_reached: Optional[float] = None
+    note: str = ""
 
 
 def nearest_matches(pairs: Pairs) -> Pairs:
@@ -93,16 +115,31 @@ def tune_threshold(n: int, pairs: Pairs, num_keep: int, max_dist: float) -> floa
     ``n`` samples, evaluated on stored pairs instead of new searches.
 
     Thresholds above ``max_dist`` (beyond the stored pairs) are taken to keep
-    fewer than ``num_keep``, which the caller ensures for ``max_dist`` itself.
+    fewer than ``num_keep``, unless ``max_dist`` is the largest possible
+    distance; the caller ensures one or the other. Unlike the brain's, the
+    bisection always ends: after :data:`MAX_TUNING_STEPS` evaluations, or
+    when no larger threshold can keep fewer samples, it returns the
+    threshold that came closest to ``num_keep``.
+
+    Args:
+        n: the number of samples
+        pairs: candidate pairs, within ``max_dist`` at least
+        num_keep: the number of samples to keep (not duplicates)
+        max_dist: the distance up to which ``pairs`` is complete
+
+    Returns:
+        the threshold, at most ``max_dist`` when ``num_keep`` is not reached
     """
 
     def kept(threshold):
         return n - int(greedy_duplicates(n, pairs, min(threshold, max_dist)).sum())
 
     threshold, low, high = 1.0, 0.0, None
-    num_kept = -1
-    while True:
+    num_kept, closest = -1, None
+    for _ in range(MAX_TUNING_STEPS):
         last, num_kept = num_kept, kept(threshold)
+        if closest is None or abs(num_kept - num_keep) < closest[0]:
+            closest = (abs(num_kept - num_keep), min(threshold, max_dist))
         if num_kept == num_keep or (
             num_kept == last and high is not None and high - low < 1e-6
         ):
@@ -110,9 +147,12 @@ def tune_threshold(n: int, pairs: Pairs, num_keep: int, max_dist: float) -> floa
         if num_kept < num_keep:
             high = threshold
             threshold = 0.5 * (low + threshold)
+        elif high is None and threshold >= max_dist:
+            break  # every pair is within: no larger threshold keeps fewer
         else:
             low = threshold
             threshold = 0.5 * (threshold + high) if high is not None else 2 * threshold
+    return closest[1]
 
 
 def search_duplicates(
@@ -122,8 +162,14 @@ def search_duplicates(
     fraction: Optional[float] = None,
     progress: Progress = None,
     method: str = "auto",
+    pair_filter: Optional[Callable[[Pairs], Pairs]] = None,
 ) -> Groups:
     """Groups near duplicates by a distance threshold or a wanted fraction.
+
+    All-zero rows (see :func:`degenerate_rows`) are never grouped: they are
+    counted in ``num_degenerate``, and a fraction is one of the other rows.
+    A ``pair_filter`` confirms the candidate pairs before they are grouped
+    (in fraction mode, those within the tuned threshold).
 
     Args:
         embeddings: ``n x d`` array, in index order
@@ -133,35 +179,114 @@ def search_duplicates(
             should be duplicates
         progress: optional ``callback(fraction, label)``
         method: "auto", "exact" or "faiss"; see :func:`choose_method`
+        pair_filter: optional ``pair_filter(pairs) -> pairs``, keeping the
+            candidate pairs that are confirmed duplicates
 
     Returns:
         :class:`Groups`
+
+    Raises:
+        ValueError: if a row holds a NaN or inf
     """
-    n = len(embeddings)
+    norms = row_norms(embeddings)
+    require_finite(norms)
+    skip = degenerate_rows(norms)
+    confirm = pair_filter or (lambda pairs: pairs)
     if fraction is None:
         pairs = find_pairs(embeddings, metric, threshold, progress, method=method)
-        return assign_groups(n, pairs, threshold)
-    num_keep = int(round((1.0 - fraction) * n))
-    if num_keep >= n:
-        return Groups(np.full(n, -1), np.zeros(n, np.float32), None)
-    search = make_search(embeddings, metric, None, method, progress)
-    pairs, max_dist = _pairs_for_fraction(search, n - num_keep)
-    threshold = tune_threshold(n, pairs, num_keep, max_dist)
-    return assign_groups(n, pairs, threshold)
+        found = assign_groups(len(embeddings), confirm(_without(pairs, skip)), threshold)
+    else:
+        found = _fraction_groups(embeddings, metric, fraction, skip, progress, method)
+        if pair_filter is not None and found.threshold is not None:
+            pairs = find_pairs(embeddings, metric, found.threshold, method=method)
+            regrouped = assign_groups(len(embeddings), confirm(_without(pairs, skip)), found.threshold)
+            found = regrouped._replace(fraction_reached=_share_of_dups(regrouped, skip), note=found.note)
+    num_degenerate = int(skip.sum())
+    if num_degenerate:
+        found = _with_note(found, f"{num_degenerate} all-zero embeddings have no direction "
+                                  "and were left out of groups")
+    return found._replace(num_degenerate=num_degenerate)
 
 
-def _pairs_for_fraction(search: PairSearch, num_dups: int) -> tuple:
-    """Pairs up to a distance at which more than ``num_dups`` samples are
-    duplicates (or up to the largest possible distance).
+def _num_dups(found: Groups) -> int:
+    """Grouped samples that are not representatives."""
+    return int((found.rep >= 0).sum() - (found.rep == np.arange(len(found.rep))).sum())
 
-    The first guess is the distance within which ``2 * num_dups`` samples have
-    a neighbour: near duplicates come in groups of two or more.
+
+def _share_of_dups(found: Groups, skip: np.ndarray) -> float:
+    """Duplicates per row not in ``skip``."""
+    return _num_dups(found) / max(1, len(skip) - int(skip.sum()))
+
+
+def _with_note(found: Groups, note: str) -> Groups:
+    """``found`` with ``note`` appended to its note, and logged."""
+    logger.info("%s", note)
+    return found._replace(note="; ".join(filter(None, (found.note, note))))
+
+
+def _without(pairs: Pairs, skip: np.ndarray) -> Pairs:
+    """The pairs of which neither row is marked in ``skip``."""
+    if not skip.any():
+        return pairs
+    keep = ~(skip[pairs.i] | skip[pairs.j])
+    return Pairs(pairs.i[keep], pairs.j[keep], pairs.dist[keep])
+
+
+def _fraction_groups(
+    embeddings: np.ndarray,
+    metric: str,
+    fraction: float,
+    skip: np.ndarray,
+    progress: Progress,
+    method: str,
+) -> Groups:
+    """The groups at the threshold that makes ``fraction`` of the rows not in
+    ``skip`` duplicates, or the closest reachable share (with a note).
+
+    A group keeps one sample, so at most ``m - 1`` of ``m`` rows can be
+    duplicates: the search aims at that when more are asked for.
+    """
+    n = len(embeddings)
+    m = n - int(skip.sum())
+    wanted = m - round((1.0 - fraction) * m)  # the brain's count
+    aim = min(wanted, max(m - 1, 0))
+    if aim == 0:
+        found = Groups(np.full(n, -1), np.zeros(n, np.float32), None)
+    else:
+        search = make_search(embeddings, metric, None, method, progress)
+        pairs, max_dist = _pairs_for_fraction(search, aim, skip)
+        found = assign_groups(n, pairs, tune_threshold(n, pairs, n - aim, max_dist))
+    num_dups = _num_dups(found)
+    found = found._replace(fraction_reached=num_dups / m if m else 0.0)
+    if num_dups == wanted:
+        return found
+    return _with_note(found, f"dup_fraction {fraction} asks for {wanted} duplicates among {m} "
+                             f"samples; the closest reachable is {num_dups} ({num_dups / max(m, 1):.1%})")
+
+
+def _pairs_for_fraction(search: PairSearch, num_dups: int, skip: np.ndarray) -> tuple:
+    """Pairs (none with a row in ``skip``) up to a distance at which more
+    than ``num_dups`` samples are duplicates, or up to the largest possible
+    distance: at most about 20 searches, each twice as wide as the last.
+
+    Returns:
+        ``(pairs, max_dist)``
     """
     n = len(search.x)
     diameter = 2.0 * (1.0 if search.metric == "cosine" else max_norm(search.x))
-    max_dist = search.nearest_quantile(min(2 * num_dups, n)) or diameter * 1e-6
+    max_dist = _first_guess(search, num_dups, diameter)
     while True:
-        pairs = search.pairs(max_dist)
+        pairs = _without(search.pairs(max_dist), skip)
         if max_dist >= diameter or greedy_duplicates(n, pairs, max_dist).sum() > num_dups:
             return pairs, max_dist
         max_dist = min(2.0 * max_dist, diameter)
+
+
+def _first_guess(search: PairSearch, num_dups: int, diameter: float) -> float:
+    """The distance within which ``2 * num_dups`` samples have a neighbour
+    (near duplicates come in groups of two or more), kept between
+    ``1e-6 * diameter`` and ``diameter``."""
+    guess = search.nearest_quantile(min(2 * num_dups, len(search.x)))
+    if not np.isfinite(guess):
+        return diameter
+    return min(max(guess, 1e-6 * diameter), diameter)

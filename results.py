@@ -1,12 +1,22 @@
 """How a find's result is stored and handed on: the fields it writes, the
 saved view it leaves, and the description of a workflow that the display
 and delete operators are given (:class:`Workflow`).
+
+Each find run gets an id, kept in ``dataset.info`` under :data:`STATE_KEY`
+(per workflow: the current run and the tag of an open review) and written on
+every sample it marks (``Workflow.run_field``). The result views take only
+the current run's samples, so samples merged in from another dataset with
+that dataset's result fields are never taken for this dataset's duplicates.
 """
 
+import os
+import uuid
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple, Optional
 import fiftyone as fo
+from fiftyone import ViewField as F
 
+STATE_KEY = "dedup_results"
 SampleCollection = fo.core.collections.SampleCollection
 
 
@@ -30,6 +40,12 @@ class GroupCounts(NamedTuple):
         return self.num_in_groups - self.num_groups
 
 
+def files_exist(paths: list, keys: list) -> list:
+    """Whether each file is still there (the check of workflows that keep no
+    content fingerprint)."""
+    return [os.path.isfile(path) for path in paths]
+
+
 @dataclass(frozen=True)
 class Workflow:
     """Where one find operator leaves its result.
@@ -40,7 +56,11 @@ class Workflow:
         view_name: the saved view of every grouped sample
         group_field: the field whose value the members of a group share
         group_order: the field that orders the members of a group in the App
+        run_field: the field holding the id of the find run that marked a
+            sample
         result_fields: the fields the find writes (cleared after a delete)
+        check_files: ``check_files(paths, group_keys)`` says, right before a
+            delete, which files still belong to their group
     """
 
     name: str
@@ -48,7 +68,9 @@ class Workflow:
     view_name: str
     group_field: str
     group_order: str
+    run_field: str
     result_fields: tuple
+    check_files: Callable[[list, list], list] = files_exist
 
     def load_view(self, dataset: fo.Dataset) -> fo.DatasetView:
         """The saved result view.
@@ -56,15 +78,61 @@ class Workflow:
         Raises:
             ValueError: if the find has not been run on ``dataset``
         """
-        if self.view_name not in dataset.list_saved_views():
+        run = current_run(dataset, self)
+        if self.view_name not in dataset.list_saved_views() or run is None:
             raise ValueError(
                 f"Dataset '{dataset.name}' has no '{self.view_name}': run '{self.find_label}' first"
             )
-        return dataset.load_saved_view(self.view_name)
+        return dataset.load_saved_view(self.view_name).match(F(self.run_field) == run)
+
+    def run_match(self, run: str) -> fo.core.expressions.ViewExpression:
+        """The samples a run marked."""
+        return F(self.run_field) == run
 
     def groups_view(self, dataset: fo.Dataset) -> fo.DatasetView:
         """The result view as dynamic groups, for the App."""
         return self.load_view(dataset).group_by(self.group_field, order_by=self.group_order)
+
+
+def _state(dataset: fo.Dataset, workflow: Workflow) -> dict:
+    return dict(dataset.info.get(STATE_KEY, {}).get(workflow.name, {}))
+
+
+def _set_state(dataset: fo.Dataset, workflow: Workflow, state: dict) -> None:
+    states = dict(dataset.info.get(STATE_KEY, {}))
+    states[workflow.name] = state
+    dataset.info[STATE_KEY] = states
+    dataset.save()
+
+
+def new_run(dataset: fo.Dataset, workflow: Workflow) -> str:
+    """Starts a find's new result: a new run id (any open review ends).
+
+    Returns:
+        the run id, to write in ``workflow.run_field`` of marked samples
+    """
+    run = uuid.uuid4().hex
+    _set_state(dataset, workflow, {"run": run})
+    return run
+
+
+def current_run(dataset: fo.Dataset, workflow: Workflow) -> Optional[str]:
+    """The id of the find run whose result is current, or None."""
+    return _state(dataset, workflow).get("run")
+
+
+def review_tag(dataset: fo.Dataset, workflow: Workflow) -> Optional[str]:
+    """The tag of the review a tag action started on the current result, or None."""
+    return _state(dataset, workflow).get("review_tag")
+
+
+def set_review_tag(dataset: fo.Dataset, workflow: Workflow, tag: Optional[str]) -> None:
+    """Opens (``tag``) or ends (None) the review of the current result."""
+    state = _state(dataset, workflow)
+    state.pop("review_tag", None)
+    if tag is not None:
+        state["review_tag"] = tag
+    _set_state(dataset, workflow, state)
 
 
 def root_dataset(samples: SampleCollection) -> fo.Dataset:

@@ -4,7 +4,10 @@ for a set of samples.
 
 Distances are in the index's metric (cosine distance = 1 - cosine
 similarity). Like the brain's sklearn backend, sklearn indexes are
-mean-centered first.
+mean-centered first: on the mean of the whole index (of its finite, non-zero
+rows), whatever the scope, so that a scope of a few samples, or of identical
+ones, keeps its duplicates. All-zero rows stay zero (the search leaves them
+out), and a NaN or inf in the scope is an error.
 """
 
 import logging
@@ -15,32 +18,41 @@ import numpy as np
 import fiftyone as fo
 
 from . import embedding_cache
+from .neighbor_search import PAIR_CHUNK, degenerate_rows, row_norms
 from .results import SampleCollection, root_dataset
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_METRICS = ("cosine", "euclidean")
+# recorded on the brain runs this plugin builds (see index_sources)
+KIND_ATTRIBUTE = "dedup_index_kind"
+# kinds whose distances must not depend on the rest of the dataset: never centred
+UNCENTRED_KINDS = ("pixels",)
 NO_INDEX_MESSAGE = (
     "This dataset has no similarity index. Create one first, for example "
     "fiftyone.brain.compute_similarity(dataset, embeddings='my_embeddings', "
     "brain_key='sim'), or with a model"
 )
+MAX_LISTED_IDS = 3  # sample ids an error message names
 
 
 class IndexRows(NamedTuple):
     """Embeddings of some samples of an index, in index order.
 
     Attributes:
-        embeddings: ``n x d`` float32, mean-centered for sklearn indexes
+        embeddings: ``n x d`` float32, mean-centered for sklearn indexes;
+            degenerate rows are all zero
         sample_ids: the ``n`` sample ids
         metric: the index's metric
         mean: the float64 mean that was subtracted (0 if none)
+        degenerate: ``n`` booleans, True for rows that were (about) all zero
     """
 
     embeddings: np.ndarray
     sample_ids: list
     metric: str
     mean: np.ndarray
+    degenerate: Optional[np.ndarray] = None
 
 
 def similarity_brain_keys(dataset: fo.Dataset) -> list:
@@ -80,6 +92,11 @@ def similarity_config(dataset: fo.Dataset, brain_key: Optional[str]):
     return config
 
 
+def index_kind(config) -> Optional[str]:
+    """The source that built an index, if this plugin built it (e.g. "pixels")."""
+    return getattr(config, KIND_ATTRIBUTE, None)
+
+
 def validate_threshold(threshold: Optional[float], metric: str) -> None:
     """Raises ValueError unless ``threshold`` is a distance of ``metric``."""
     limit = 2.0 if metric == "cosine" else np.inf
@@ -89,29 +106,79 @@ def validate_threshold(threshold: Optional[float], metric: str) -> None:
         )
 
 
-def index_rows(dataset: fo.Dataset, brain_key: str, wanted: set, config=None) -> IndexRows:
+def index_rows(
+    dataset: fo.Dataset, brain_key: str, wanted: set, config=None, center: bool = True
+) -> IndexRows:
     """The embeddings of the samples of ``dataset`` whose ids are in
-    ``wanted``, mean-centered on those samples for sklearn indexes.
+    ``wanted``, in index order.
+
+    For sklearn indexes they are centred, like the brain does, on the mean of
+    the whole index's finite, non-degenerate rows (not only the wanted ones).
+    Degenerate rows (about all zero, see
+    :func:`neighbor_search.degenerate_rows`) are set to exactly zero.
 
     Args:
         dataset: the dataset of the index
         brain_key: a sample-level similarity index
         wanted: sample ids
         config: the index's config, if already looked up
+        center: False to never centre (distances that do not depend on the
+            other samples of the index)
+
+    Returns:
+        :class:`IndexRows`
 
     Raises:
-        ValueError: if ``brain_key`` is not a usable similarity index
+        ValueError: if ``brain_key`` is not a usable similarity index, or if
+            an embedding of a wanted sample holds a NaN or inf
     """
     config = config or similarity_config(dataset, brain_key)
     embeddings, sample_ids = embedding_cache.index_embeddings(dataset, brain_key)
+    sample_ids = np.asarray(sample_ids)
     in_scope = np.fromiter((i in wanted for i in sample_ids), bool, len(sample_ids))
-    embeddings = np.asarray(embeddings[in_scope], dtype=np.float32)
+    norms = row_norms(embeddings)
+    _require_finite(norms[in_scope], sample_ids[in_scope], brain_key)
+    degenerate = degenerate_rows(norms)
     mean = np.float64(0.0)
-    if config.method == "sklearn" and len(embeddings):
-        mean = embeddings.mean(axis=0, dtype=np.float64)
-        embeddings -= mean.astype(np.float32)
-    logger.info("Loaded %d embeddings of similarity index '%s'", len(embeddings), brain_key)
-    return IndexRows(embeddings, list(np.asarray(sample_ids)[in_scope]), config.metric, mean)
+    if center and config.method == "sklearn" and index_kind(config) not in UNCENTRED_KINDS:
+        mean = _index_mean(embeddings, np.isfinite(norms) & ~degenerate)
+    rows = np.asarray(embeddings[in_scope], dtype=np.float32)
+    rows -= np.asarray(mean, dtype=np.float32)
+    rows[degenerate[in_scope]] = 0.0
+    logger.info("Loaded %d embeddings of similarity index '%s'", len(rows), brain_key)
+    return IndexRows(rows, list(sample_ids[in_scope]), config.metric, mean, degenerate[in_scope])
+
+
+def _require_finite(norms: np.ndarray, sample_ids: np.ndarray, brain_key: str) -> None:
+    """Raises ValueError, naming a few samples, if a norm is not finite."""
+    bad = sample_ids[~np.isfinite(norms)]
+    if len(bad):
+        has = "sample has an embedding" if len(bad) == 1 else "samples have embeddings"
+        raise ValueError(
+            f"{len(bad)} {has} with NaN or inf values in similarity index '{brain_key}' "
+            f"(e.g. {', '.join(bad[:MAX_LISTED_IDS])}): distances to them are undefined. "
+            "Recompute the index, or leave these samples out of the search"
+        )
+
+
+def _index_mean(embeddings: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """The float64 mean of the ``usable`` rows, one chunk of rows at a time;
+    0 when those rows are all equal (centring would leave only zeros)."""
+    count = int(usable.sum())
+    if count == 0:
+        return np.float64(0.0)
+    total = np.zeros(embeddings.shape[1])
+    low, high = np.full_like(total, np.inf), np.full_like(total, -np.inf)
+    for start in range(0, len(embeddings), PAIR_CHUNK):
+        chunk = np.asarray(embeddings[start : start + PAIR_CHUNK][usable[start : start + PAIR_CHUNK]],
+                           dtype=np.float64)
+        total += chunk.sum(axis=0)
+        np.minimum(low, chunk.min(axis=0, initial=np.inf), out=low)
+        np.maximum(high, chunk.max(axis=0, initial=-np.inf), out=high)
+    mean = total / count
+    if np.linalg.norm(high - low) <= 1e-6 * np.linalg.norm(mean):
+        return np.float64(0.0)
+    return mean
 
 
 def load_index_embeddings(samples: SampleCollection, brain_key: str) -> IndexRows:

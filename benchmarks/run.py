@@ -73,6 +73,39 @@ def exact_rows(workdir: str, quick: bool) -> list:
     ]
 
 
+def pool_rows(workdir: str, quick: bool) -> list:
+    """The exact find's reader pool: on local files, and behind a simulated
+    latency per open."""
+    size = steps.sizes(quick)
+    run_step("pool_setup", workdir, quick)
+    one = run_step("pool_local_one", workdir, quick)
+    auto = run_step("pool_local_auto", workdir, quick)
+    four = run_step("pool_local_four", workdir, quick)
+    slow_one = run_step("pool_latency_one", workdir, quick)
+    slow_auto = run_step("pool_latency_auto", workdir, quick)
+    local = f"{size['files']} files x {size['file_kb']} KB"
+    slow_size = f"{slow_auto['files']} files x {size['file_kb']} KB"
+    ms = steps.LATENCY * 1000
+    slow_speedup = slow_one["seconds"] / slow_auto["seconds"]
+    ideal = slow_auto["files"] * steps.LATENCY / slow_auto["readers"]
+    return [
+        _row(f"exact, local files: automatic reader pool (chose {auto['readers']}), vs num_readers=1",
+             local, _seconds(one["seconds"]), _seconds(auto["seconds"]),
+             f"{one['seconds'] / auto['seconds']:.2f}x", auto["peak_mb"],
+             f"chooses 1: {'met' if auto['readers'] == 1 else 'NOT met'}",
+             auto["correct"] and one["correct"], auto["note"]),
+        _row("exact, local files: 4 readers, vs num_readers=1",
+             local, _seconds(one["seconds"]), _seconds(four["seconds"]),
+             f"{one['seconds'] / four['seconds']:.2f}x", four["peak_mb"], "-", four["correct"], four["note"]),
+        _row(f"exact, {ms:.0f} ms per open (simulated): automatic pool (chose {slow_auto['readers']}), "
+             "vs num_readers=1", slow_size, _seconds(slow_one["seconds"]), _seconds(slow_auto["seconds"]),
+             f"{slow_speedup:.1f}x", slow_auto["peak_mb"], f">=10x: {'met' if slow_speedup >= 10 else 'NOT met'}",
+             slow_auto["correct"] and slow_one["correct"],
+             f"{slow_auto['note']}; 1 reader would need {slow_auto['files'] * steps.LATENCY:.1f} s of waits, "
+             f"{slow_auto['readers']} readers {ideal:.2f} s"),
+    ]
+
+
 def near_rows(workdir: str, quick: bool) -> list:
     size = steps.sizes(quick)
     run_step("near_setup", workdir, quick)
@@ -145,7 +178,7 @@ def dedup_rows(workdir: str, quick: bool) -> list:
     ]
 
 
-CASES = dict(exact=exact_rows, near=near_rows, scale=scale_rows, dedup=dedup_rows)
+CASES = dict(exact=exact_rows, pool=pool_rows, near=near_rows, scale=scale_rows, dedup=dedup_rows)
 
 
 def print_table(rows: list) -> None:

@@ -229,6 +229,101 @@ def exact_rehash(workdir, size):
     return dict(seconds=seconds)
 
 
+# exact duplicates: the reader pool -----------------------------------------
+
+POOL_SIZES = dict(full=dict(latency_files=1_000), quick=dict(latency_files=60))
+LATENCY = 0.02  # seconds an open waits, as on a network filesystem or cloud mount
+POOL_DATASETS = ("bench-pool-one", "bench-pool-auto", "bench-pool-four", "bench-pool-lat-one",
+                 "bench-pool-lat-auto")
+
+
+def pool_sizes(quick: bool) -> dict:
+    return POOL_SIZES["quick" if quick else "full"]
+
+
+@step
+def pool_setup(workdir, size):
+    """The exact case's files (written here if that case did not run), the
+    BLAKE3 of each, and one unhashed dataset per pool step: all files for
+    the local steps, the first ``latency_files`` for the latency ones."""
+    import fiftyone as fo
+
+    if not os.path.isdir(os.path.join(workdir, "files")):
+        exact_setup(workdir, size)
+    paths = file_paths(workdir, size)
+    truth = {}
+    for path in paths:
+        with open(path, "rb") as f:
+            truth[path] = blake3.blake3(f.read()).hexdigest()
+    with open(os.path.join(workdir, "pool_blake3.json"), "w") as f:
+        json.dump(truth, f)
+    few = paths[: pool_sizes(size is QUICK)["latency_files"]]
+    for name in POOL_DATASETS:
+        dataset = fo.Dataset(name, persistent=True)
+        dataset.add_samples([fo.Sample(filepath=p) for p in (few if "-lat-" in name else paths)])
+    return {}
+
+
+def _pool_hash(workdir, name, num_readers, latency=0.0):
+    """compute_filehashes on the dataset ``name``; with ``latency``, every
+    open in the plugin's module waits that long first (this process only).
+    Returns the step's measurements: seconds, the reader count the plugin
+    logged (or was given), the check of the stored hashes."""
+    import builtins
+    import logging
+
+    import fiftyone as fo
+
+    exact_dups = plugin().exact_dups
+    if latency:
+        def slow_open(*args, **kwargs):
+            time.sleep(latency)
+            return builtins.open(*args, **kwargs)
+
+        exact_dups.open = slow_open
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    exact_dups.logger.addHandler(handler)
+    exact_dups.logger.setLevel(logging.INFO)
+    dataset = fo.load_dataset(name)
+    (num_hashed, unreadable), seconds = timed(exact_dups.compute_filehashes, dataset, num_readers=num_readers)
+    chosen = [int(m.split()[3]) for m in messages if m.startswith("Reading files with")]
+    readers = chosen[0] if chosen else num_readers
+    with open(os.path.join(workdir, "pool_blake3.json")) as f:
+        truth = json.load(f)
+    paths, hashes = dataset.values(["filepath", "filehash"])
+    wrong = sum(truth[p] != h for p, h in zip(paths, hashes))
+    correct = wrong == 0 and num_hashed == len(paths) and not unreadable
+    return dict(seconds=seconds, readers=readers, files=len(paths), correct=correct,
+                note=f"{len(paths) - wrong}/{len(paths)} stored hashes = BLAKE3 of the file")
+
+
+@step
+def pool_local_one(workdir, size):
+    return _pool_hash(workdir, "bench-pool-one", 1)
+
+
+@step
+def pool_local_auto(workdir, size):
+    return _pool_hash(workdir, "bench-pool-auto", None)
+
+
+@step
+def pool_local_four(workdir, size):
+    return _pool_hash(workdir, "bench-pool-four", 4)
+
+
+@step
+def pool_latency_one(workdir, size):
+    return _pool_hash(workdir, "bench-pool-lat-one", 1, latency=LATENCY)
+
+
+@step
+def pool_latency_auto(workdir, size):
+    return _pool_hash(workdir, "bench-pool-lat-auto", None, latency=LATENCY)
+
+
 # near duplicates -------------------------------------------------------------
 
 
@@ -444,18 +539,33 @@ def scale_check(workdir, size):
 # deduplicate and saved views -------------------------------------------------
 
 
-def _group_dataset(name, num_samples, size):
-    """Samples whose filehash puts the first groups x group_size of them in
-    groups; the rest unique. Marked as a find would mark them."""
+def _group_files(folder, size) -> tuple:
+    """Small real files, ``group_size`` identical ones per group (a delete
+    reads them again before it deletes): their paths and BLAKE3 digests."""
+    os.makedirs(folder, exist_ok=True)
+    paths, digests = [], []
+    for k in range(size["dedup_groups"] * size["group_size"]):
+        content = b"group %d" % (k // size["group_size"])
+        paths.append(os.path.join(folder, f"{k:07d}.jpg"))  # media type by extension
+        with open(paths[-1], "wb") as f:
+            f.write(content)
+        digests.append(blake3.blake3(content).hexdigest())
+    return paths, digests
+
+
+def _group_dataset(name, num_samples, size, workdir):
+    """Samples whose files put the first groups x group_size of them in
+    groups; the rest unique (their files never read). Marked as a find would
+    mark them."""
     import fiftyone as fo
 
     exact_dups = plugin().exact_dups
-    grouped = size["dedup_groups"] * size["group_size"]
+    paths, digests = _group_files(os.path.join(workdir, name), size)
     dataset = fo.Dataset(name, persistent=True)
     for start in range(0, num_samples, 100_000):
         dataset.add_samples(
-            [fo.Sample(filepath=f"/bench/{name}/{k:07d}.jpg",
-                       filehash=f"g{k // size['group_size']}" if k < grouped else f"u{k}")
+            [fo.Sample(filepath=paths[k], filehash=digests[k]) if k < len(paths)
+             else fo.Sample(filepath=f"/bench/{name}/{k:07d}.jpg", filehash=f"u{k}")
              for k in range(start, min(num_samples, start + 100_000))],
             progress=False,
         )
@@ -465,8 +575,8 @@ def _group_dataset(name, num_samples, size):
 
 @step
 def dedup_setup(workdir, size):
-    _group_dataset(DEDUP, size["views_n"], size)
-    _group_dataset(DEDUP_REF, size["dedup_groups"] * size["group_size"], size)
+    _group_dataset(DEDUP, size["views_n"], size, workdir)
+    _group_dataset(DEDUP_REF, size["dedup_groups"] * size["group_size"], size, workdir)
     return {}
 
 

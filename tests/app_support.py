@@ -54,6 +54,7 @@ OPERATORS = {
     "display_approximate_duplicate_groups": ("Dedup: Display approximate duplicates", "groups.svg"),
     "remove_all_approximate_duplicates": ("Dedup: Remove all approximate duplicates", "delete.svg"),
     "deduplicate_approximate_duplicates": ("Dedup: Deduplicate approximate duplicates", "keep-one.svg"),
+    "open_review_panel": ("Dedup: Review duplicates", "groups.svg"),
 }
 
 PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "camera", "coins",

@@ -84,3 +84,9 @@ def clustered_embeddings(n=1200, dim=32, seed=0) -> np.ndarray:
 def pair_set(pairs) -> set:
     """The ``(i, j)`` pairs of a :class:`neighbors.Pairs`."""
     return set(zip(pairs.i.tolist(), pairs.j.tolist()))
+
+
+def deleted(count: int) -> dict:
+    """A delete operator's output when it deleted ``count`` samples and found
+    no file changed since the find."""
+    return {"num_deleted": count, "num_skipped": 0, "skipped_paths": []}

@@ -7,7 +7,7 @@ import pytest
 import fiftyone as fo
 import fiftyone.brain as fob
 import fiftyone.operators as foo
-from support import run, write_image
+from support import deleted, run, write_image
 
 FIND = "find_approximate_duplicate_images"
 DISPLAY = "display_approximate_duplicate_groups"
@@ -80,7 +80,7 @@ def test_display_sets_grouped_view(near_dataset):
 
 def test_remove_all_deletes_every_grouped_sample(near_dataset):
     find(near_dataset, threshold_value=0.2)
-    assert run(REMOVE, near_dataset).result == {"num_deleted": 5}
+    assert run(REMOVE, near_dataset).result == deleted(5)
     assert len(near_dataset) == 5
     assert len(near_dataset.load_saved_view("approx_dup_view")) == 0
 
@@ -90,7 +90,7 @@ def test_deduplicate_keeps_each_representative(near_dataset):
     keep = set(near_dataset.values("filepath")) - {
         p for p in near_dataset.values("filepath") if p.endswith(("img4.png", "img5.png", "img6.png"))
     }
-    assert run(DEDUP, near_dataset).result == {"num_deleted": 3}
+    assert run(DEDUP, near_dataset).result == deleted(3)
     assert set(near_dataset.values("filepath")) == keep
 
 
@@ -99,7 +99,7 @@ def test_changes_since_find_never_widen_a_delete(near_dataset, tmp_path):
     # the representative of {1, 6} is deleted; a new, ungrouped sample arrives
     near_dataset.delete_samples(near_dataset.match(fo.ViewField("filepath").ends_with("img1.png")))
     near_dataset.add_sample(fo.Sample(filepath=write_image(tmp_path / "new.png", seed=50)))
-    assert run(REMOVE, near_dataset).result == {"num_deleted": 3}  # only 0, 4, 5
+    assert run(REMOVE, near_dataset).result == deleted(3)  # only 0, 4, 5
     left = {p.rsplit("/", 1)[1] for p in near_dataset.values("filepath")}
     assert {"img6.png", "new.png"} <= left
 
@@ -107,7 +107,7 @@ def test_changes_since_find_never_widen_a_delete(near_dataset, tmp_path):
 def test_deduplicate_keeps_a_member_when_representative_is_gone(near_dataset):
     find(near_dataset, threshold_value=0.2)
     near_dataset.delete_samples(near_dataset.match(fo.ViewField("filepath").ends_with("img0.png")))
-    assert run(DEDUP, near_dataset).result == {"num_deleted": 2}  # one of 4, 5; and 6
+    assert run(DEDUP, near_dataset).result == deleted(2)  # one of 4, 5; and 6
     left = {p.rsplit("/", 1)[1] for p in near_dataset.values("filepath")}
     assert len(left & {"img4.png", "img5.png"}) == 1 and "img1.png" in left
 

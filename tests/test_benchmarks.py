@@ -7,9 +7,6 @@ import sys
 
 from database import ROOT
 
-NUM_ROWS = 10
-
-
 def test_quick_benchmark_prints_the_table_with_every_check_passing():
     done = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick"],
@@ -19,6 +16,7 @@ def test_quick_benchmark_prints_the_table_with_every_check_passing():
     lines = done.stdout.splitlines()
     header = next(k for k, line in enumerate(lines) if line.startswith("work "))
     assert lines[header].split(" | ")[-1].strip() == "correctness"
-    rows = lines[header + 2 : header + 2 + NUM_ROWS]
+    rows = lines[header + 2 : lines.index("", header)]
     checks = [row.split(" | ")[-1].strip() for row in rows]
-    assert checks == [f"ok ({k})" for k in range(1, NUM_ROWS + 1)], "\n".join(lines)
+    assert len(checks) >= 13 and checks == [f"ok ({k})" for k in range(1, len(checks) + 1)], \
+        "\n".join(lines)

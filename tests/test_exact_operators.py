@@ -10,9 +10,8 @@ import pytest
 import fiftyone as fo
 import fiftyone.core.utils as fou
 import fiftyone.operators as foo
-from support import form, labels, run
 from database import PLUGIN
-from support import copy_file, write_image
+from support import copy_file, deleted, form, labels, run, write_image
 
 from image_dedup import exact_dups
 
@@ -38,7 +37,7 @@ def dup_dataset(dataset, images):
     return dataset
 
 
-def test_all_eight_operators_are_registered():
+def test_all_operators_and_the_panel_are_registered():
     uris = {op.uri for op in foo.list_operators() if op.plugin_name == PLUGIN}
     names = {u.rsplit("/", 1)[1] for u in uris}
     assert names == {
@@ -46,6 +45,7 @@ def test_all_eight_operators_are_registered():
         "remove_all_exact_duplicates", "deduplicate_exact_duplicates",
         "find_approximate_duplicate_images", "display_approximate_duplicate_groups",
         "remove_all_approximate_duplicates", "deduplicate_approximate_duplicates",
+        "open_review_panel", "review_duplicates",
     }
     labels = {foo.get_operator(u).config.label for u in uris}
     assert "Dedup: Find exact duplicates" in labels
@@ -141,18 +141,20 @@ def test_hashing_leaves_a_freeze_made_by_someone_else(dup_dataset):
 def test_find_is_incremental(dup_dataset, tmp_path, images):
     run(FIND, dup_dataset)
     stamp = dup_dataset.values("filehash")
-    # a file rewritten on disk keeps its stored hash: it is not read again
-    write_image(images[3], seed=99)
     new = dup_dataset.add_sample(fo.Sample(filepath=copy_file(images[2], tmp_path / "copy2.png")))
     result = run(FIND, dup_dataset).result
-    assert result["num_hashed"] == 1
+    assert result["num_hashed"] == 1 and result["num_changed"] == 0
     assert dup_dataset.values("filehash")[:8] == stamp
     assert result["num_images_with_exact_dups"] == 7
     assert new in dup_dataset.load_saved_view("exact_dup_view").values("id")
 
-    result = run(FIND, dup_dataset, rehash=True).result
-    assert result["num_hashed"] == 9
+    write_image(images[3], seed=99)  # a file rewritten on disk is read again
+    result = run(FIND, dup_dataset).result
+    assert result["num_hashed"] == 1 and result["num_changed"] == 1
     assert dup_dataset[images[3]].filehash == exact_dups.hash_file(images[3]) != stamp[3]
+
+    result = run(FIND, dup_dataset, rehash=True).result
+    assert result["num_hashed"] == 9 and result["num_changed"] == 0
 
 
 def test_unreadable_files_are_skipped_and_listed(dup_dataset, tmp_path, images):
@@ -170,13 +172,15 @@ def test_unreadable_files_are_skipped_and_listed(dup_dataset, tmp_path, images):
 def test_view_follows_added_and_deleted_samples(dup_dataset, images, tmp_path):
     run(FIND, dup_dataset)
     copies = dup_dataset.load_saved_view("exact_dup_view")
+    before = len(copies)
     dup_dataset.delete_samples(dup_dataset.match(fo.ViewField("filepath") == images[7]))
+    assert len(copies) == before - 1  # a deleted copy leaves the view
     dup_dataset.add_sample(fo.Sample(filepath=copy_file(images[4], tmp_path / "copy4.png")))
     result = run(FIND, dup_dataset).result
     assert result == dict(result, num_images_with_exact_dups=5, num_dups=3)
     view = dup_dataset.load_saved_view("exact_dup_view")
     assert images[1] not in view.values("filepath") and images[4] in view.values("filepath")
-    assert len(copies) == 5
+    assert len(copies) == 0  # a view of the replaced result shows nothing of the new one
 
 
 def test_display_sets_grouped_view(dup_dataset):
@@ -192,14 +196,14 @@ def test_display_sets_grouped_view(dup_dataset):
 def test_remove_all_deletes_every_copy(dup_dataset, images):
     run(FIND, dup_dataset)
     result = run(REMOVE, dup_dataset)
-    assert result.result == {"num_deleted": 5}
+    assert result.result == deleted(5)
     assert sorted(dup_dataset.values("filepath")) == sorted(images[2:5])
     assert len(dup_dataset.load_saved_view("exact_dup_view")) == 0
 
 
 def test_deduplicate_keeps_first_added(dup_dataset, images):
     run(FIND, dup_dataset)
-    assert run(DEDUP, dup_dataset).result == {"num_deleted": 3}
+    assert run(DEDUP, dup_dataset).result == deleted(3)
     assert sorted(dup_dataset.values("filepath")) == sorted(images[:5])
     assert len(dup_dataset.load_saved_view("exact_dup_view")) == 0
     assert run(FIND, dup_dataset).result["num_dups"] == 0
@@ -208,7 +212,7 @@ def test_deduplicate_keeps_first_added(dup_dataset, images):
 def test_remove_never_deletes_a_sample_whose_copies_are_gone(dup_dataset, images):
     run(FIND, dup_dataset)
     dup_dataset.delete_samples(dup_dataset.match(fo.ViewField("filepath") == images[7]))
-    assert run(REMOVE, dup_dataset).result == {"num_deleted": 3}
+    assert run(REMOVE, dup_dataset).result == deleted(3)
     assert images[1] in dup_dataset.values("filepath")
 
 

@@ -4,7 +4,7 @@ and an index this plugin built keeps the default threshold of its kind."""
 import fiftyone as fo
 from support import form, run, write_image
 
-from image_dedup import index_sources, pixel_embeddings
+from image_dedup import index_sources, pixel_embeddings, verification
 
 FIND = "find_approximate_duplicate_images"
 
@@ -21,7 +21,7 @@ def test_without_any_index_the_pixel_index_is_built(dataset, tmp_path):
     dataset.add_samples([fo.Sample(filepath=p) for p in paths])
     result = run(FIND, dataset).result
     assert dataset.list_brain_runs() == [pixel_embeddings.DEFAULT_BRAIN_KEY]
-    assert result["threshold"] == pixel_embeddings.DEFAULT_THRESHOLD
+    assert result["threshold"] == verification.CANDIDATE_THRESHOLD and result["verified"]
 
 
 def test_a_pixel_index_picked_as_existing_keeps_the_pixel_default(dataset, tmp_path):
@@ -31,9 +31,12 @@ def test_a_pixel_index_picked_as_existing_keeps_the_pixel_default(dataset, tmp_p
     config = dataset.get_brain_info("px").config
     assert getattr(config, index_sources.KIND_ATTRIBUTE) == "pixels"
     result = run(FIND, dataset, index_source="existing", sim_choices="px").result
-    assert result["threshold"] == pixel_embeddings.DEFAULT_THRESHOLD
+    assert result["threshold"] == verification.CANDIDATE_THRESHOLD and result["verified"]
     shown = form(FIND, dataset, index_source="existing", sim_choices="px")
-    assert shown["threshold_value"]["default"] == pixel_embeddings.DEFAULT_THRESHOLD
+    assert shown["threshold_value"]["default"] == verification.CANDIDATE_THRESHOLD
+    assert shown["verify"]["default"] is True
+    assert form(FIND, dataset, index_source="existing", sim_choices="px", verify=False)[
+        "threshold_value"]["default"] == pixel_embeddings.DEFAULT_THRESHOLD
 
 
 def test_a_taken_new_brain_key_is_flagged_while_typing(near_dataset):

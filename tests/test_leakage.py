@@ -7,7 +7,7 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.brain as fob
-from support import copy_file, files, form, run, write_image
+from support import copy_file, deleted, files, form, run, write_image
 
 EXACT = "find_exact_duplicate_images"
 APPROX = "find_approximate_duplicate_images"
@@ -64,7 +64,8 @@ def test_exact_leaks_against_another_dataset(splits, tmp_path):
 def test_approximate_leaks_against_a_tag(splits):
     result = run(APPROX, splits, sim_choices="sim", threshold_value=0.2,
                  compare_to="tag", reference_tag="test").result
-    assert result == dict(num_leaked=2, num_references=3, threshold=0.2, num_not_indexed=0)
+    assert result == dict(num_leaked=2, num_references=3, threshold=0.2, num_not_indexed=0,
+                          saved_view="approx_leak_view", next_step=result["next_step"])
     leaks = splits.load_saved_view("approx_leak_view")
     assert files(leaks) == ["t0.png", "t1.png"]
     by_path = dict(zip(splits.values("id"), splits.values("filepath")))
@@ -100,7 +101,7 @@ def test_deletes_never_touch_references(splits, find, params, dedup):
     train = splits.match_tags("train")
     run(find, view=train, view_target="CURRENT_VIEW", **params)  # t3 + its copy
     run(find, splits, compare_to="tag", reference_tag="test", **params)
-    assert run(dedup, splits).result == {"num_deleted": 1}
+    assert run(dedup, splits).result == deleted(1)
     remove = dedup.replace("deduplicate", "remove_all")
     with pytest.raises(fo.operators.executor.ExecutionError, match="no duplicates to delete"):
         run(remove, splits)

@@ -14,7 +14,7 @@ from support import write_image
 from support import blocking, form, labels, run
 from photo_edits import EDITS, write_photo_set
 
-from image_dedup import pixel_embeddings
+from image_dedup import pixel_embeddings, verification
 
 FIND = "find_approximate_duplicate_images"
 MODEL = "mobilenet-v2-imagenet-torch"  # a small zoo model whose weights are not here
@@ -35,7 +35,7 @@ def test_pixel_index_finds_edited_photos(dataset, photo_set):
     assert len(set(sources)) == 20 and len(paths) == 20 * (1 + len(EDITS))
     dataset.add_samples([fo.Sample(filepath=p, source=s) for p, s in zip(paths, sources)])
     result = run(FIND, dataset, index_source="pixels").result
-    assert result["threshold"] == pixel_embeddings.DEFAULT_THRESHOLD
+    assert result["threshold"] == verification.CANDIDATE_THRESHOLD and result["verified"]
 
     info = dataset.get_brain_info("dedup_pixels")
     assert info.config.type == "similarity" and info.config.method == "sklearn"
@@ -52,16 +52,16 @@ def test_pixel_index_finds_edited_photos(dataset, photo_set):
     grouped = {frozenset(p) for m in members.values() for p in itertools.combinations(m, 2)}
 
     index = dataset.load_brain_results("dedup_pixels")
-    embeddings = index.get_embeddings()[0].astype(np.float64)
-    embeddings -= embeddings.mean(axis=0)
+    embeddings = index.get_embeddings()[0].astype(np.float64)  # plain cosine: never centred
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
     dist = 1 - embeddings @ embeddings.T
     order = dict(zip(dataset.values("id"), dataset.values("filepath")))
     index_paths = [order[i] for i in index.sample_ids]
     close = {frozenset((index_paths[i], index_paths[j]))
-             for i, j in zip(*np.nonzero(np.triu(dist <= result["threshold"], 1)))}
-    print(f"pixel embedding at {result['threshold']}: pairwise F1 {f1(close, truth):.3f}, "
-          f"grouped F1 {f1(grouped, truth):.3f}, false pairs {len(close - truth)}")
+             for i, j in zip(*np.nonzero(np.triu(dist <= pixel_embeddings.DEFAULT_THRESHOLD, 1)))}
+    print(f"pixel embedding alone at {pixel_embeddings.DEFAULT_THRESHOLD}: pairwise F1 "
+          f"{f1(close, truth):.3f}, false pairs {len(close - truth)}; verified groups at "
+          f"{result['threshold']}: F1 {f1(grouped, truth):.3f}, false pairs {len(grouped - truth)}")
     assert f1(close, truth) >= 0.95
     assert f1(grouped, truth) >= 0.95
 
@@ -72,7 +72,10 @@ def test_no_index_form_offers_pixels(dataset, tmp_path):
     assert shown["index_source"]["default"] == "pixels"
     assert [c["value"] for c in shown["index_source"]["view"]["choices"]] == ["pixels", "model"]
     assert shown["new_brain_key"]["default"] == "dedup_pixels"
-    assert shown["threshold_value"]["default"] == pixel_embeddings.DEFAULT_THRESHOLD
+    assert shown["threshold_value"]["default"] == verification.CANDIDATE_THRESHOLD
+    assert shown["verify"]["default"] is True and shown["mirror"]["default"] is True
+    unverified = form(FIND, dataset, verify=False)
+    assert unverified["threshold_value"]["default"] == pixel_embeddings.DEFAULT_THRESHOLD
     assert any("no similarity index" in label for label in labels(shown))
     assert not blocking(shown)
     assert "model_name" in form(FIND, dataset, index_source="model")
@@ -123,3 +126,25 @@ def test_unreadable_image_and_taken_key(dataset, tmp_path):
     with pytest.raises(fo.operators.executor.ExecutionError, match="already used"):
         run(FIND, dataset, index_source="pixels")
     assert dataset.list_brain_runs() == ["dedup_pixels"]
+
+
+def test_embedding_mirror_flat_colours_and_no_zero_vector(tmp_path):
+    from PIL import Image, ImageOps
+    import skimage.data
+
+    rocket = Image.fromarray(skimage.data.rocket())
+    rocket.save(tmp_path / "r.png")
+    ImageOps.mirror(rocket).save(tmp_path / "m.png")
+    paths = [str(tmp_path / "r.png"), str(tmp_path / "m.png")]
+    for k, colour in enumerate([(200, 30, 30), (30, 60, 200), (128, 128, 128), (0, 0, 0)]):
+        Image.new("RGB", (64, 48), colour).save(tmp_path / f"flat{k}.png")
+        paths.append(str(tmp_path / f"flat{k}.png"))
+    x = pixel_embeddings.embed_images(paths, num_workers=2)
+    assert x.shape == (len(paths), pixel_embeddings.DIM) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)  # never zero
+    assert 1 - x[0] @ x[1] < 1e-4  # mirror invariant by default
+    y = np.stack([pixel_embeddings.embed_image(p, mirror_invariant=False) for p in paths[:2]])
+    assert 1 - y[0] @ y[1] > pixel_embeddings.DEFAULT_THRESHOLD  # left/right kept apart
+    flat = x[2:]
+    dist = 1 - flat @ flat.T
+    assert dist[np.triu_indices(len(flat), 1)].min() > pixel_embeddings.DEFAULT_THRESHOLD

@@ -7,7 +7,7 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.brain as fob
-from support import copy_file, files, form, run, write_image
+from support import copy_file, deleted, files, form, run, write_image
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def exact(dataset, tmp_path):
     ],
 )
 def test_exact_rules(exact, params, kept):
-    assert run("deduplicate_exact_duplicates", exact, **params).result == {"num_deleted": 3}
+    assert run("deduplicate_exact_duplicates", exact, **params).result == deleted(3)
     assert files(exact) == kept
 
 
@@ -66,7 +66,7 @@ def sizes(dataset, tmp_path):
 )
 def test_approximate_rules(sizes, params, kept):
     assert sizes.exists("metadata").count() == 0
-    assert run("deduplicate_approximate_duplicates", sizes, **params).result == {"num_deleted": 2}
+    assert run("deduplicate_approximate_duplicates", sizes, **params).result == deleted(2)
     assert files(sizes) == sorted([kept, "other.png"])
     if params.get("representative") in ("highest_resolution", "largest_file"):
         assert sizes.exists("metadata").count() == 1  # computed for the group, in bulk

@@ -6,7 +6,7 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.brain as fob
-from support import blocking, copy_file, files, form, labels, run, write_image
+from support import blocking, copy_file, deleted, files, form, labels, run, write_image
 
 EXACT = ("find_exact_duplicate_images", {}, "exact")
 APPROX = ("find_approximate_duplicate_images", dict(sim_choices="sim", threshold_value=0.2), "approximate")
@@ -30,7 +30,10 @@ def test_form_shows_count_and_warning_before_running(copies, find, params, kind,
     run(find, copies, **params)
     name = f"{operator}_{kind}_duplicates"
     shown = form(name, copies)
-    assert f"This permanently deletes {count} samples from the dataset" in labels(shown)
+    warning = next(text for text in labels(shown) if text.startswith("This permanently deletes"))
+    assert warning.startswith(f"This permanently deletes {count} samples from the dataset")
+    if operator == "remove_all":  # says that originals go too, and what deduplicate would do
+        assert "originals included" in warning and "Deduplicate (it would delete 3)" in warning
     assert shown["action"]["default"] == "delete" and not blocking(shown)
     tagged = form(name, copies, action="tag", tag="review")
     assert f"This tags {count} samples 'review'" in labels(tagged)
@@ -47,7 +50,7 @@ def test_tag_twice_then_delete(copies, find, params, kind):
     assert files(copies.match_tags("duplicate")) == ["img0b.png", "img0c.png", "img1b.png"]
     assert copies.count_sample_tags() == {"duplicate": 3}  # no double tags
     # reviewed: now delete the same samples
-    assert run(dedup, copies).result == {"num_deleted": 3}
+    assert run(dedup, copies).result == deleted(3)
     assert files(copies) == ["img0.png", "img1.png", "img2.png"]
 
 

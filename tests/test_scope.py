@@ -7,8 +7,7 @@ import pytest
 import fiftyone as fo
 import fiftyone.brain as fob
 from fiftyone import ViewField as F
-from support import copy_file, write_image
-from support import run
+from support import copy_file, deleted, run, write_image
 
 APPROX = dict(sim_choices="sim", threshold_value=0.2)
 
@@ -44,7 +43,7 @@ def test_current_view_scopes_groups_and_deletes(pairs, find, params, view_name, 
     result = run(find, view=view, view_target="CURRENT_VIEW", **params).result
     assert result["num_dups"] == 2
     assert names(pairs.load_saved_view(view_name)) == ["b", "b2", "c", "c2"]
-    assert run(delete, pairs).result == {"num_deleted": 4}
+    assert run(delete, pairs).result == deleted(4)
     assert names(pairs) == ["a", "a2"]
 
 
@@ -63,7 +62,7 @@ def test_selected_samples_scope(pairs, find, params, view_name, dedup):
                  view_target="SELECTED_SAMPLES", **params).result
     assert result["num_dups"] == 1
     assert names(pairs.load_saved_view(view_name)) == ["b", "b2"]
-    assert run(dedup, pairs).result == {"num_deleted": 1}
+    assert run(dedup, pairs).result == deleted(1)
     assert names(pairs) == ["a", "a2", "b", "c", "c2"]
 
 

@@ -1,0 +1,185 @@
+"""The neighbour search run in the vector database (backend_search.py), on
+Milvus Lite:
+
+    python benchmarks/backend_search.py [--n 20000] [--dim 256] [--threshold 0.1]
+                                        [--sample 20000] [--batch-size 256] [--k 16]
+
+1.  setup (its own process, not measured): N x dim clustered float32 embeddings
+    (as benchmarks/steps.py makes them, in chunks) into a Milvus Lite index
+    (``backend="milvus"``, ``uri`` = a local file, metric cosine);
+2.  search (a fresh process): ``backend_pairs`` over every sample, then
+    ``neighbors.assign_groups``; wall time and the process's peak RSS when the
+    search ends (the FiftyOne process; Milvus Lite runs in its own process,
+    whose peak RSS is reported separately as ``milvus_peak_mb``);
+3.  check: pair recall against the exact in-memory search of the first
+    ``--sample`` samples (pairs with both samples among them).
+
+Prints one JSON line. ``--n 1000000`` runs the issue's row (the setup alone
+inserts and indexes a million vectors; expect a long run on 2 cores).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BRAIN_KEY = "mil"
+CHUNK = 50_000
+
+
+def start_database():
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import conftest  # noqa: F401
+
+
+def peak_mb(pid="self") -> int:
+    """Peak resident set of a process (VmHWM: unlike ru_maxrss, not inherited
+    from the parent that forked it)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def children_peak_mb() -> int:
+    """Peak resident set of this process's children (the Milvus Lite server)."""
+    import psutil
+
+    peaks = [None]
+    for child in psutil.Process().children(recursive=True):
+        try:
+            peaks.append(peak_mb(child.pid))
+        except OSError:
+            pass
+    return max((p for p in peaks if p is not None), default=None)
+
+
+def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    """As benchmarks/steps.py: clusters of 1-6 points, float32, shuffled."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n), rng.integers(1, 7, size=n))[:n]
+    centers = rng.standard_normal((n, dim), dtype=np.float32)
+    spread = rng.uniform(0.02, 0.4, size=n).astype(np.float32)[labels, None]
+    emb = centers[labels] + spread * rng.standard_normal((n, dim), dtype=np.float32)
+    return emb[rng.permutation(n)]
+
+
+def embeddings(n, dim, start, stop):
+    """Rows start..stop of the benchmark's embeddings (chunks of CHUNK, each
+    its own clusters, as the scale step of benchmarks/steps.py)."""
+    out = []
+    for c0 in range(start - start % CHUNK, stop, CHUNK):
+        chunk = clustered(min(CHUNK, n - c0), dim, seed=100 + c0)
+        out.append(chunk[max(0, start - c0) : stop - c0])
+    return np.concatenate(out)
+
+
+def name_of(n, dim):
+    return f"bench-backend-{n}x{dim}"
+
+
+def setup(n, dim, uri):
+    import fiftyone as fo
+    import fiftyone.brain as fob
+
+    name = name_of(n, dim)
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    dataset = fo.Dataset(name, persistent=True)
+    start = time.perf_counter()
+    for c0 in range(0, n, CHUNK):
+        m = min(CHUNK, n - c0)
+        dataset.add_samples([fo.Sample(filepath=f"/bench/{k:08d}.jpg") for k in range(c0, c0 + m)])
+    ids = dataset.values("id")
+    index = fob.compute_similarity(
+        dataset, embeddings=False, backend="milvus", uri=uri, brain_key=BRAIN_KEY, metric="cosine"
+    )
+    for c0 in range(0, n, CHUNK):
+        stop = min(n, c0 + CHUNK)
+        index.add_to_index(embeddings(n, dim, c0, stop), ids[c0:stop])
+    index.save()
+    return dict(setup_seconds=time.perf_counter() - start)
+
+
+def search(n, dim, uri, threshold, batch_size, k, out):
+    import fiftyone as fo
+    from image_dedup import backend_search, neighbors
+
+    dataset = fo.load_dataset(name_of(n, dim))
+    start = time.perf_counter()
+    index = dataset.load_brain_results(BRAIN_KEY, uri=uri)
+    ids = dataset.values("id")
+    pairs = backend_search.backend_pairs(index, ids, threshold, batch_size=batch_size, k=k)
+    groups = neighbors.assign_groups(len(ids), pairs, threshold)
+    seconds = time.perf_counter() - start
+    result = dict(
+        seconds=round(seconds, 2), peak_mb=peak_mb(), milvus_peak_mb=children_peak_mb(),
+        num_pairs=len(pairs.i), num_in_groups=int((groups.rep >= 0).sum()),
+        queries_per_second=round(n / seconds),
+    )
+    np.savez(out, i=pairs.i, j=pairs.j)
+    return result
+
+
+def check(n, dim, threshold, sample, out):
+    """Pair recall among the first ``sample`` samples, against the exact
+    in-memory search (no mean-centering: a Milvus index is not centered)."""
+    sys.path.insert(0, ROOT)
+    from image_dedup import neighbors
+
+    sample = min(sample, n)
+    truth = neighbors.find_pairs(embeddings(n, dim, 0, sample), "cosine", threshold, method="exact")
+    with np.load(out) as found:
+        i, j = found["i"], found["j"]
+    inside = (i < sample) & (j < sample)
+    got = set(zip(i[inside].tolist(), j[inside].tolist()))
+    exact = set(zip(truth.i.tolist(), truth.j.tolist()))
+    return dict(
+        recall_sample=sample, exact_pairs=len(exact),
+        pair_recall=round(len(got & exact) / max(1, len(exact)), 4),
+        false_pairs=len(got - exact),
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--threshold", type=float, default=0.1)
+    parser.add_argument("--sample", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--step", nargs="+")
+    args = parser.parse_args()
+    start_database()
+    if args.step:
+        kind, uri, out = args.step
+        if kind == "setup":
+            result = setup(args.n, args.dim, uri)
+        else:
+            result = search(args.n, args.dim, uri, args.threshold, args.batch_size, args.k, out)
+        print(json.dumps(result))
+        return
+    work = tempfile.mkdtemp(prefix="backend-bench-")
+    uri, out = os.path.join(work, "milvus.db"), os.path.join(work, "pairs.npz")
+    result = dict(n=args.n, dim=args.dim, threshold=args.threshold, batch_size=args.batch_size, k=args.k)
+    for kind in ("setup", "search"):
+        proc = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:], "--step", kind, uri, out],
+            check=True, capture_output=True, text=True,
+        )
+        result.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+    result.update(check(args.n, args.dim, args.threshold, args.sample, out))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The first near-duplicate find on an sklearn index in a new process:
+
+    python benchmarks/cold_load.py [--sizes 20000x256,50000x512] [--threshold 0.1]
+
+For each size, a persistent dataset with an sklearn index of clustered float32
+embeddings is built once; then, each in its own fresh process:
+
+-   ``brain``: ``load_brain_results`` + ``find_duplicates(thresh=...)`` (what the
+    original plugin runs);
+-   ``ours``: ``embedding_cache.index_embeddings`` with an empty cache (the
+    cold read of the stored results), mean-centering as the plugin does for
+    sklearn indexes, and ``neighbors.search_duplicates`` (``--method``: auto,
+    exact or faiss);
+-   ``fiftyone_read``: the same read through FiftyOne's loader
+    (``load_brain_results(...).get_embeddings()``), for the read alone.
+
+Prints one JSON line per size: seconds and peak RSS (MB) of each process, the
+ratio brain / ours, and whether our groups equal the brain's (same
+duplicates; and samples whose representative differs).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BRAIN_KEY = "sim"
+
+
+def start_database():
+    """A private mongod as the tests start it (children inherit its URI),
+    and the plugin imported as ``image_dedup``."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import conftest  # noqa: F401
+
+
+def peak_mb(pid="self") -> int:
+    """Peak resident set of a process (VmHWM: unlike ru_maxrss, not inherited
+    from the parent that forked it)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    """As benchmarks/steps.py: clusters of 1-6 points, float32, shuffled."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n), rng.integers(1, 7, size=n))[:n]
+    centers = rng.standard_normal((n, dim), dtype=np.float32)
+    spread = rng.uniform(0.02, 0.4, size=n).astype(np.float32)[labels, None]
+    emb = centers[labels] + spread * rng.standard_normal((n, dim), dtype=np.float32)
+    return emb[rng.permutation(n)]
+
+
+def name_of(n, dim):
+    return f"bench-cold-{n}x{dim}"
+
+
+def setup(n, dim):
+    import fiftyone as fo
+    import fiftyone.brain as fob
+
+    name = name_of(n, dim)
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    dataset = fo.Dataset(name, persistent=True)
+    dataset.add_samples([fo.Sample(filepath=f"/bench/{k:07d}.jpg") for k in range(n)])
+    fob.compute_similarity(dataset, embeddings=clustered(n, dim, seed=1), backend="sklearn", brain_key=BRAIN_KEY)
+
+
+def rep_array(dataset, neighbors_map):
+    position = {x: k for k, x in enumerate(dataset.values("id"))}
+    rep = np.full(len(position), -1)
+    for kept, dups in neighbors_map.items():
+        rep[position[kept]] = position[kept]
+        rep[[position[d] for d, _ in dups]] = position[kept]
+    return rep
+
+
+def step_brain(n, dim, threshold, out):
+    import fiftyone as fo
+
+    dataset = fo.load_dataset(name_of(n, dim))
+    start = time.perf_counter()
+    index = dataset.load_brain_results(BRAIN_KEY)
+    index.find_duplicates(thresh=threshold)
+    seconds = time.perf_counter() - start
+    np.save(out, rep_array(dataset, index.neighbors_map))
+    return dict(seconds=seconds, peak_mb=peak_mb())
+
+
+def step_ours(n, dim, threshold, out, method):
+    import fiftyone as fo
+    from image_dedup import embedding_cache, neighbors
+
+    dataset = fo.load_dataset(name_of(n, dim))
+    start = time.perf_counter()
+    embeddings, sample_ids = embedding_cache.index_embeddings(dataset, BRAIN_KEY)
+    read = time.perf_counter() - start
+    x = np.asarray(embeddings, dtype=np.float32)
+    x -= x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    groups = neighbors.search_duplicates(x, "cosine", threshold=threshold, method=method)
+    seconds = time.perf_counter() - start
+    assert list(sample_ids) == dataset.values("id")
+    np.save(out, groups.rep)
+    return dict(seconds=seconds, read_seconds=read, peak_mb=peak_mb())
+
+
+def step_fiftyone_read(n, dim):
+    import fiftyone as fo
+
+    dataset = fo.load_dataset(name_of(n, dim))
+    start = time.perf_counter()
+    dataset.load_brain_results(BRAIN_KEY).get_embeddings()
+    return dict(seconds=time.perf_counter() - start, peak_mb=peak_mb())
+
+
+def run_step(*args):
+    env = dict(os.environ, FIFTYONE_DEDUP_CACHE_DIR=tempfile.mkdtemp(prefix="cold-cache-"))
+    out = subprocess.run(
+        [sys.executable, __file__, "--step", *map(str, args)], env=env, check=True,
+        capture_output=True, text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="20000x256,50000x512")
+    parser.add_argument("--threshold", type=float, default=0.1)
+    parser.add_argument("--method", default="auto", choices=["auto", "exact", "faiss"])
+    parser.add_argument("--step", nargs="+")
+    args = parser.parse_args()
+    start_database()
+    if args.step:
+        kind, n, dim, *rest = args.step
+        n, dim = int(n), int(dim)
+        if kind == "brain":
+            result = step_brain(n, dim, float(rest[0]), rest[1])
+        elif kind == "ours":
+            result = step_ours(n, dim, float(rest[0]), rest[1], rest[2])
+        else:
+            result = step_fiftyone_read(n, dim)
+        print(json.dumps(result))
+        return
+    work = tempfile.mkdtemp(prefix="cold-load-")
+    for size in args.sizes.split(","):
+        n, dim = map(int, size.split("x"))
+        setup(n, dim)
+        brain_out, ours_out = os.path.join(work, "brain.npy"), os.path.join(work, "ours.npy")
+        brain = run_step("brain", n, dim, args.threshold, brain_out)
+        ours = run_step("ours", n, dim, args.threshold, ours_out, args.method)
+        read = run_step("fiftyone_read", n, dim)
+        theirs, mine = np.load(brain_out), np.load(ours_out)
+        print(json.dumps(dict(
+            size=size, threshold=args.threshold, method=args.method,
+            brain=brain, ours=ours, fiftyone_read=read,
+            ratio=round(brain["seconds"] / ours["seconds"], 2),
+            same_duplicates=bool(np.array_equal((theirs >= 0) & (theirs != np.arange(n)),
+                                                (mine >= 0) & (mine != np.arange(n)))),
+            num_duplicates=int(((mine >= 0) & (mine != np.arange(n))).sum()),
+            rep_differs=int((theirs != mine).sum()),
+        )), flush=True)
+
+
+if __name__ == "__main__":
+    main()

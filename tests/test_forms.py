@@ -1,0 +1,36 @@
+"""The flows a newcomer walks in the forms: a find after a display searches
+the dataset, a find says what it replaces, results say where they are."""
+
+import fiftyone as fo
+from support import form, labels, run
+
+FIND = "find_approximate_duplicate_images"
+DISPLAY = "display_approximate_duplicate_groups"
+
+
+def displayed_view(dataset):
+    requests = run(DISPLAY, dataset).executor.to_json()["requests"]
+    return fo.DatasetView._build(dataset, requests[0]["params"]["view"])
+
+
+def test_a_find_on_the_displayed_groups_searches_the_dataset(near_dataset):
+    first = run(FIND, near_dataset, sim_choices="sim", threshold_value=0.2).result
+    shown = displayed_view(near_dataset)
+    assert form(FIND, near_dataset, view=shown, sim_choices="sim")["view_target"]["default"] == "DATASET"
+    assert first["num_images_with_approx_dups"] == 5
+    loose = run(FIND, near_dataset, view=shown, sim_choices="sim", threshold_value=2.0).result
+    assert loose["num_images_with_approx_dups"] == 10  # all ten, not the 5 shown
+
+
+def test_a_find_says_what_it_replaces(near_dataset):
+    assert not any("replaces" in text for text in labels(form(FIND, near_dataset, sim_choices="sim")))
+    run(FIND, near_dataset, sim_choices="sim", threshold_value=0.2)
+    notices = labels(form(FIND, near_dataset, sim_choices="sim"))
+    assert "This find replaces the current result: 5 images in 2 groups" in notices
+
+
+def test_outputs_name_the_saved_view_and_the_next_step(near_dataset):
+    result = run(FIND, near_dataset, sim_choices="sim", threshold_value=0.2).result
+    assert result["saved_view"] == "approx_dup_view"
+    assert "Dedup: Review duplicates" in result["next_step"]
+    assert "Dedup: Review duplicates" in run(DISPLAY, near_dataset).result["review"]

@@ -1,0 +1,88 @@
+"""Verification of candidate pairs on real image files: an edited copy of a
+photo scores high; another shot of the scene, a burst frame, a same-layout
+document and a flat image of another colour score low; mirror on and off."""
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image, ImageOps
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import eval_photos  # noqa: E402
+
+from image_dedup import verification  # noqa: E402
+
+
+def save(image: Image.Image, path, quality=90) -> str:
+    image.save(path, quality=quality)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("verify")
+    rng = np.random.default_rng(3)
+    rocket = Image.fromarray(skimage.data.rocket())
+    astronaut = Image.fromarray(skimage.data.astronaut())
+    left, right = (Image.fromarray(v) for v in skimage.data.stereo_motorcycle()[:2])
+    f = {"rocket": save(rocket, folder / "rocket.jpg", 92)}
+    edited, _ = eval_photos.edit(rocket.copy(), "combined", rng)
+    f["rocket_edited"] = save(edited, folder / "rocket_edited.jpg", 50)
+    f["rocket_mirror"] = save(ImageOps.mirror(rocket), folder / "rocket_mirror.jpg")
+    f["rocket_copy"] = str(folder / "rocket_copy.jpg")
+    shutil.copyfile(f["rocket"], f["rocket_copy"])
+    f["astronaut"] = save(astronaut, folder / "astronaut.jpg")
+    f["left"], f["right"] = save(left, folder / "left.jpg"), save(right, folder / "right.jpg")
+    big = Image.fromarray(skimage.data.coffee()).resize((1200, 800))
+    frames = eval_photos.burst_frames(big, rng, num=2)
+    f["burst0"], f["burst1"] = (save(fr, folder / f"burst{k}.jpg") for k, fr in enumerate(frames))
+    f["doc0"] = save(eval_photos.render_document(np.random.default_rng(1)), folder / "doc0.jpg")
+    f["doc1"] = save(eval_photos.render_document(np.random.default_rng(2)), folder / "doc1.jpg")
+    doc_copy, _ = eval_photos.edit(Image.open(f["doc0"]).convert("RGB"), "resize", rng)
+    f["doc0_small"] = save(doc_copy, folder / "doc0_small.jpg", 60)
+    f["red"] = save(eval_photos.flat_image((200, 30, 30), rng), folder / "red.jpg", 95)
+    f["blue"] = save(eval_photos.flat_image((30, 60, 200), rng), folder / "blue.jpg", 95)
+    f["red2"] = save(eval_photos.flat_image((200, 30, 30), rng), folder / "red2.jpg", 95)
+    return f
+
+
+def scores(files, pairs, **kwargs) -> dict:
+    a, b = zip(*[(files[x], files[y]) for x, y in pairs])
+    return dict(zip(pairs, verification.verify_pairs(list(a), list(b), **kwargs)))
+
+
+def test_same_photo_edited_scores_high(files):
+    got = scores(files, [("rocket", "rocket_edited"), ("rocket_edited", "rocket"),
+                         ("rocket", "rocket_copy"), ("doc0", "doc0_small"), ("red", "red2")])
+    assert got[("rocket", "rocket_copy")] == 1.0
+    for pair, score in got.items():
+        assert score >= verification.DEFAULT_MIN_SCORE, (pair, score)
+
+
+def test_other_shots_documents_and_colours_score_low(files):
+    got = scores(files, [("left", "right"), ("burst0", "burst1"), ("doc0", "doc1"),
+                         ("red", "blue"), ("rocket", "astronaut"), ("doc1", "doc0_small")])
+    for pair, score in got.items():
+        assert score < verification.DEFAULT_MIN_SCORE, (pair, score)
+
+
+def test_mirror_on_and_off(files):
+    pair = [("rocket", "rocket_mirror")]
+    assert scores(files, pair)[pair[0]] >= verification.DEFAULT_MIN_SCORE
+    assert scores(files, pair, mirror=False)[pair[0]] < verification.DEFAULT_MIN_SCORE
+
+
+def test_scores_are_in_range_and_unreadable_is_zero(files, tmp_path):
+    missing = str(tmp_path / "missing.jpg")
+    got = verification.verify_pairs([files["rocket"], missing], [files["astronaut"], files["rocket"]],
+                                    num_workers=1)
+    assert got.shape == (2,) and got.dtype == np.float64
+    assert 0.0 <= got[0] <= 1.0 and got[1] == 0.0
+    assert len(verification.verify_pairs([], [])) == 0
+    with pytest.raises(ValueError):
+        verification.verify_pairs([files["rocket"]], [])
+    assert 0 < verification.CANDIDATE_THRESHOLD < 1 and 0 < verification.DEFAULT_MIN_SCORE < 1
