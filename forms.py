@@ -11,7 +11,7 @@ import json
 import fiftyone as fo
 import fiftyone.operators.types as types
 
-from . import approx_dups, cleanup, exact_dups, index_sources, leakage, pixel_embeddings
+from . import approx_dups, cleanup, exact_dups, file_hashes, index_sources, leakage, pixel_embeddings
 from . import representatives, results, similarity, threshold_preview, verification
 from .form_widgets import block, choices, dropdown
 
@@ -114,8 +114,8 @@ def _target_and_references(ctx, inputs: types.Object) -> tuple:
 
 def find_exact_form(ctx) -> types.Property:
     inputs = types.Object()
-    if exact_dups.blake3 is None:
-        block(inputs, "missing_blake3", exact_dups.MISSING_BLAKE3)
+    if file_hashes.blake3 is None:
+        block(inputs, "missing_blake3", file_hashes.MISSING_BLAKE3)
     target, _, _ = _target_and_references(ctx, inputs)
     try:
         exact_dups.hashable_samples(target)
@@ -137,7 +137,7 @@ def find_exact_form(ctx) -> types.Property:
         required=False,
         label="File readers",
         description="Threads that read files: empty = automatic (1 on a local disk; up to "
-        f"{exact_dups.MAX_READERS} when reads wait, as on network filesystems and cloud mounts)",
+        f"{file_hashes.MAX_READERS} when reads wait, as on network filesystems and cloud mounts)",
         min=1,
     )
     delegate_input(inputs, "Recommended for large datasets.")

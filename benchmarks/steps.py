@@ -274,18 +274,18 @@ def _pool_hash(workdir, name, num_readers, latency=0.0):
 
     import fiftyone as fo
 
-    exact_dups = plugin().exact_dups
+    exact_dups, file_hashes = plugin().exact_dups, plugin().file_hashes
     if latency:
         def slow_open(*args, **kwargs):
             time.sleep(latency)
             return builtins.open(*args, **kwargs)
 
-        exact_dups.open = slow_open
+        file_hashes.open = slow_open
     messages = []
     handler = logging.Handler()
     handler.emit = lambda record: messages.append(record.getMessage())
-    exact_dups.logger.addHandler(handler)
-    exact_dups.logger.setLevel(logging.INFO)
+    file_hashes.logger.addHandler(handler)
+    file_hashes.logger.setLevel(logging.INFO)
     dataset = fo.load_dataset(name)
     (num_hashed, unreadable), seconds = timed(exact_dups.compute_filehashes, dataset, num_readers=num_readers)
     chosen = [int(m.split()[3]) for m in messages if m.startswith("Reading files with")]

@@ -13,7 +13,7 @@ import fiftyone.operators as foo
 from database import PLUGIN
 from support import copy_file, deleted, form, labels, run, write_image
 
-from image_dedup import exact_dups
+from image_dedup import exact_dups, file_hashes
 
 FIND = "find_exact_duplicate_images"
 DISPLAY = "display_exact_duplicate_groups"
@@ -62,7 +62,7 @@ def test_find_reports_groups_and_saves_view(dup_dataset, images):
     hashes = view.values("filehash")
     assert hashes == sorted(hashes) and len(set(hashes)) == 2
     assert set(view.values("filepath")) == {images[i] for i in (0, 1, 5, 6, 7)}
-    assert exact_dups.hash_file(images[0]) == exact_dups.hash_file(images[5])
+    assert file_hashes.hash_file(images[0]) == file_hashes.hash_file(images[5])
 
 
 def test_saved_view_definition_has_no_ids(dup_dataset):
@@ -77,8 +77,8 @@ def test_hash_is_identical_in_two_processes(images):
     code = "import blake3,sys;print(blake3.blake3(open(sys.argv[1],'rb').read()).hexdigest())"
     plugin_code = (
         "import sys; sys.path.insert(0, sys.argv[2]);"
-        "import database; from image_dedup import exact_dups;"
-        "print(exact_dups.hash_file(sys.argv[1]))"
+        "import database; from image_dedup import file_hashes;"
+        "print(file_hashes.hash_file(sys.argv[1]))"
     )
     tests_dir = os.path.dirname(__file__)
     outputs = {
@@ -102,7 +102,7 @@ def test_find_replaces_the_original_plugins_salted_filehash(dup_dataset, images)
 
     result = run(FIND, dup_dataset).result
     assert result["num_hashed"] == 8 and result["num_images_with_exact_dups"] == 5
-    assert dup_dataset.values("filehash") == [exact_dups.hash_file(p) for p in images]
+    assert dup_dataset.values("filehash") == [file_hashes.hash_file(p) for p in images]
     assert exact_dups.FOREIGN_FILEHASH not in labels(form(FIND, dup_dataset))
 
 
@@ -110,11 +110,11 @@ def test_a_file_read_in_many_chunks_has_the_same_hash(images):
     with open(images[2], "rb") as f:
         size = len(f.read())
     assert size > 3000
-    assert exact_dups.hash_file(images[2], chunk_size=1000) == exact_dups.hash_file(images[2])
+    assert file_hashes.hash_file(images[2], chunk_size=1000) == file_hashes.hash_file(images[2])
 
 
 def test_an_interrupted_hashing_keeps_what_it_wrote_and_resumes(dup_dataset, monkeypatch):
-    monkeypatch.setattr(exact_dups, "HASH_BATCH", 3)
+    monkeypatch.setattr(file_hashes, "HASH_BATCH", 3)
 
     def interrupt(fraction, message):
         raise RuntimeError("interrupted")
@@ -151,7 +151,7 @@ def test_find_is_incremental(dup_dataset, tmp_path, images):
     write_image(images[3], seed=99)  # a file rewritten on disk is read again
     result = run(FIND, dup_dataset).result
     assert result["num_hashed"] == 1 and result["num_changed"] == 1
-    assert dup_dataset[images[3]].filehash == exact_dups.hash_file(images[3]) != stamp[3]
+    assert dup_dataset[images[3]].filehash == file_hashes.hash_file(images[3]) != stamp[3]
 
     result = run(FIND, dup_dataset, rehash=True).result
     assert result["num_hashed"] == 9 and result["num_changed"] == 0

@@ -15,7 +15,7 @@ import fiftyone.operators as foo
 from fiftyone import ViewField as F
 from support import copy_file, files, run, write_image
 
-from image_dedup import exact_dups
+from image_dedup import exact_dups, file_hashes
 
 FIND = "find_exact_duplicate_images"
 DEDUP = "deduplicate_exact_duplicates"
@@ -80,7 +80,7 @@ def test_a_sample_pointed_at_another_file_is_hashed_again(copies, tmp_path):
     result = run(FIND, copies).result
     assert result.get("num_changed") == 1 and result["num_hashed"] == 1
     assert grouped(copies) == ["b.png", "b2.png", "c.png", "c.png"]
-    assert copies[sample.id].filehash == exact_dups.hash_file(path_of(copies, "c"))
+    assert copies[sample.id].filehash == file_hashes.hash_file(path_of(copies, "c"))
 
 
 def test_a_file_deleted_after_a_find_leaves_its_group(copies):
@@ -148,14 +148,14 @@ def test_a_file_changed_while_it_is_read_is_hashed_again_next_time(copies, monke
         return AppendOnFirstRead(f) if str(path) == target else f
 
     size = os.path.getsize(target)
-    monkeypatch.setitem(exact_dups.__dict__, "open", growing_open)
+    monkeypatch.setitem(file_hashes.__dict__, "open", growing_open)
     exact_dups.find_exact_duplicates(copies)
     monkeypatch.undo()
     assert os.path.getsize(target) == size + len(b"appended while read")
 
     result = exact_dups.find_exact_duplicates(copies)
     assert result.num_changed == 1 and result.num_hashed == 1
-    assert copies[target].filehash == exact_dups.hash_file(target)
+    assert copies[target].filehash == file_hashes.hash_file(target)
 
 
 def md5_hex(path: str) -> str:
@@ -174,7 +174,7 @@ def sha256_hex(path: str) -> str:
 
 def own_digest_without_record(path: str) -> str:
     """What this plugin wrote before it recorded each file's size and time."""
-    return exact_dups.hash_file(path)
+    return file_hashes.hash_file(path)
 
 
 @pytest.mark.parametrize("foreign", [md5_hex, same_string, sha256_hex, own_digest_without_record])
@@ -186,7 +186,7 @@ def test_a_filehash_this_plugin_did_not_write_is_hashed_again(copies, foreign):
 
     result = run(FIND, copies).result
     assert result["num_hashed"] == 5 and result["num_dups"] == 2
-    assert copies.values("filehash") == [exact_dups.hash_file(p) for p in paths]
+    assert copies.values("filehash") == [file_hashes.hash_file(p) for p in paths]
     assert grouped(copies) == ["a.png", "a2.png", "b.png", "b2.png"]
     assert exact_dups.foreign_filehash_message(copies) is None
 

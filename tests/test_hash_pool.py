@@ -14,7 +14,7 @@ import pytest
 import fiftyone as fo
 from support import copy_file, write_image
 
-from image_dedup import exact_dups
+from image_dedup import exact_dups, file_hashes
 
 
 class SlowOpen:
@@ -71,13 +71,13 @@ def image_dataset(dataset, tmp_path):
 @pytest.fixture
 def small_slices(monkeypatch):
     """Slices of 7 files, 3 files per pool task: many slice and task edges."""
-    monkeypatch.setattr(exact_dups, "HASH_BATCH", 7)
-    monkeypatch.setattr(exact_dups, "POOL_CHUNK", 3)
+    monkeypatch.setattr(file_hashes, "HASH_BATCH", 7)
+    monkeypatch.setattr(file_hashes, "POOL_CHUNK", 3)
 
 
 def slow_reads(monkeypatch, delay) -> SlowOpen:
     slow = SlowOpen(delay)
-    monkeypatch.setattr(exact_dups, "open", slow, raising=False)
+    monkeypatch.setattr(file_hashes, "open", slow, raising=False)
     return slow
 
 
@@ -85,7 +85,7 @@ def expected(paths):
     digests = []
     for path in paths:
         try:
-            digests.append(exact_dups.hash_file(path))
+            digests.append(file_hashes.hash_file(path))
         except OSError:
             digests.append(None)
     return digests
@@ -108,34 +108,34 @@ def readers_logged(caplog) -> list:
 
 
 def test_size_rule_one_reader_unless_reads_wait():
-    assert exact_dups.readers_for(32, wall=0.0015, cpu=0.0014) == 1  # warm local disk
-    assert exact_dups.readers_for(32, wall=0.006, cpu=0.001) == 1  # preempted by a busy machine
-    assert exact_dups.readers_for(3, wall=0.06, cpu=0.0003) == exact_dups.MAX_READERS  # 20 ms a read
-    assert exact_dups.readers_for(32, wall=0.032, cpu=0.008) == 4  # 1 ms a read, a quarter CPU
-    assert exact_dups.readers_for(0, wall=0.0, cpu=0.0) == 1
+    assert file_hashes.readers_for(32, wall=0.0015, cpu=0.0014) == 1  # warm local disk
+    assert file_hashes.readers_for(32, wall=0.006, cpu=0.001) == 1  # preempted by a busy machine
+    assert file_hashes.readers_for(3, wall=0.06, cpu=0.0003) == file_hashes.MAX_READERS  # 20 ms a read
+    assert file_hashes.readers_for(32, wall=0.032, cpu=0.008) == 4  # 1 ms a read, a quarter CPU
+    assert file_hashes.readers_for(0, wall=0.0, cpu=0.0) == 1
 
 
 def test_automatic_size_stays_one_on_local_files(local_files, caplog):
-    caplog.set_level(logging.INFO, logger=exact_dups.logger.name)
-    sizes = [exact_dups._probe(local_files)[0] for _ in range(5)]
+    caplog.set_level(logging.INFO, logger=file_hashes.logger.name)
+    sizes = [file_hashes._probe(local_files)[0] for _ in range(5)]
     assert sizes == [1] * 5
-    list(exact_dups.hash_files(local_files))
+    list(file_hashes.hash_files(local_files))
     assert readers_logged(caplog) == ["Reading files with 1 thread"]
 
 
 def test_automatic_size_grows_when_reads_wait(local_files, monkeypatch, caplog):
-    caplog.set_level(logging.INFO, logger=exact_dups.logger.name)
+    caplog.set_level(logging.INFO, logger=file_hashes.logger.name)
     slow = slow_reads(monkeypatch, lambda path: 0.02)
-    readers, digests, _ = exact_dups._probe(local_files)
-    assert readers > 1 and len(digests) < exact_dups.PROBE_FILES  # the probe stopped early
+    readers, digests, _ = file_hashes._probe(local_files)
+    assert readers > 1 and len(digests) < file_hashes.PROBE_FILES  # the probe stopped early
     assert slow.most_waiting == 1  # the probe reads one file at a time
 
     slow.most_waiting = 0
     start = time.perf_counter()
-    _, digests, _ = flatten(exact_dups.hash_files(local_files))
+    _, digests, _ = flatten(file_hashes.hash_files(local_files))
     seconds = time.perf_counter() - start
     assert digests == expected(local_files)
-    assert readers_logged(caplog) == [f"Reading files with {exact_dups.MAX_READERS} threads"]
+    assert readers_logged(caplog) == [f"Reading files with {file_hashes.MAX_READERS} threads"]
     assert slow.most_waiting > 16  # reads wait side by side
     assert seconds < 0.5 * 0.02 * len(local_files)  # serial reads would take 1.3 s
 
@@ -146,8 +146,8 @@ def test_same_digests_in_the_same_order_whatever_the_pool(local_files, small_sli
     # later files answer first, so that a pool finishes them out of order
     rank = {path: k for k, path in enumerate(local_files)}
     slow_reads(monkeypatch, lambda path: 0.004 * (len(local_files) - rank[path]) / len(local_files))
-    batches = list(exact_dups.hash_files(local_files, num_readers))
-    assert [b[0] for b in batches] == exact_dups._slices(local_files)
+    batches = list(file_hashes.hash_files(local_files, num_readers))
+    assert [b[0] for b in batches] == file_hashes.batches_of(local_files)
     paths, digests, records = flatten(batches)
     assert paths == local_files
     assert digests == expected(local_files)
@@ -155,21 +155,21 @@ def test_same_digests_in_the_same_order_whatever_the_pool(local_files, small_sli
     assert [r is None for r in records] == [d is None for d in digests]
     for path, digest, record in zip(paths, digests, records):
         if digest is not None:
-            assert record == exact_dups.stat_record(digest, os.stat(path), path)
+            assert record == file_hashes.stat_record(digest, os.stat(path), path)
 
 
 def test_probe_reading_a_whole_first_slice(local_files, small_slices):
     """A first slice shorter than the probe: the probe's digests are that
     slice, and the next slices come from the pool."""
-    batches = list(exact_dups.hash_files(local_files))
-    assert [b[0] for b in batches] == exact_dups._slices(local_files)
+    batches = list(file_hashes.hash_files(local_files))
+    assert [b[0] for b in batches] == file_hashes.batches_of(local_files)
     assert flatten(batches)[1] == expected(local_files)
-    assert list(exact_dups.hash_files(local_files[:3])) == [
+    assert list(file_hashes.hash_files(local_files[:3])) == [
         (local_files[:3], expected(local_files[:3]), [
-            exact_dups.stat_record(d, os.stat(p), p) for p, d in zip(local_files[:3], expected(local_files[:3]))
+            file_hashes.stat_record(d, os.stat(p), p) for p, d in zip(local_files[:3], expected(local_files[:3]))
         ])
     ]
-    assert list(exact_dups.hash_files([])) == []
+    assert list(file_hashes.hash_files([])) == []
 
 
 @pytest.mark.parametrize("num_readers", [None, 1, 4])
