@@ -5,9 +5,9 @@ report with :func:`exact_distances`:
 
 -   ``"exact"``: the full distance matrix, visited one tile at a time
     (float32 matrix products); finds every pair;
--   ``"faiss"``: an approximate inverted-file index (faiss ``IndexIVF`` with
-    float16 vectors) queried by range search; much faster for large ``n``,
-    but a pair whose two samples fall in distant index cells can be missed.
+-   ``"faiss"`` (:mod:`faiss_search`): an approximate inverted-file index
+    queried by range search; much faster for large ``n``, but a pair whose
+    two samples fall in distant index cells can be missed.
 
 ``method="auto"`` (the default) takes faiss when it is installed and the exact
 search would compare more than :data:`EXACT_MAX_COMPARISONS` pairs (about
@@ -23,28 +23,12 @@ import numpy as np
 
 from .progress import Progress
 
-try:
-    import faiss
-except ImportError:  # optional: the exact search covers everything
-    faiss = None
-
 logger = logging.getLogger(__name__)
 
 TILE_ROWS = 2048
 TILE_COLS = 8192
 PAIR_CHUNK = 1 << 12  # float64 rows re-measured at a time: little memory at 1M samples
 EXACT_MAX_COMPARISONS = 450_000_000
-FAISS_BATCH = 16384
-# faiss index shape: 2 * sqrt(n) cells, 12 probed per query, k-means trained
-# on 30 points per cell; measured duplicate-pair recall >= 0.99 at 50,000
-# clustered 512-d embeddings, threshold 0.1 (see benchmarks/run.py)
-FAISS_CELLS_PER_SQRT_N = 2
-FAISS_NPROBE = 12
-FAISS_TRAIN_PER_CELL = 30
-FAISS_TRAIN_ITERATIONS = 10
-# float16 storage moves an inner product of unit vectors by < 5e-4 (and a
-# euclidean distance by < 5e-4 * norm); candidates are searched this much wider
-FAISS_MARGIN = 1e-3
 # fraction mode's first guess of a threshold comes from the nearest neighbours
 # of this many sampled rows instead of all rows (exact search, large n)
 GUESS_SAMPLE_ROWS = 2000
@@ -67,7 +51,7 @@ def _prepare(embeddings: np.ndarray, metric: str) -> tuple:
     """float32 rows ready for matrix products, plus squared norms for euclidean."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     if metric == "cosine":
-        return _unit(x), None
+        return unit_rows(x), None
     return x, np.einsum("ij,ij->i", x, x)
 
 
@@ -112,7 +96,7 @@ def _tile_limit(max_dist: float, *sq_norms) -> float:
     return max_dist**2 + 1e-4 * max(float(sq.max(initial=0.0)) for sq in sq_norms)
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
+def unit_rows(rows: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), in their dtype."""
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return rows / np.where(norms == 0, 1, norms).astype(rows.dtype)
@@ -179,7 +163,7 @@ def exact_distances(x: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str, y=
         a = x[i[start : start + PAIR_CHUNK]].astype(np.float64)
         b = y[j[start : start + PAIR_CHUNK]].astype(np.float64)
         if metric == "cosine":
-            out[start : start + len(a)] = 1.0 - np.einsum("ij,ij->i", _unit(a), _unit(b))
+            out[start : start + len(a)] = 1.0 - np.einsum("ij,ij->i", unit_rows(a), unit_rows(b))
         else:
             out[start : start + len(a)] = np.linalg.norm(a - b, axis=1)
     return out
@@ -202,12 +186,14 @@ def choose_method(method: str, n: int, num_references: Optional[int] = None) -> 
     """
     if method not in ("auto", "exact", "faiss"):
         raise ValueError(f"method must be 'auto', 'exact' or 'faiss', got '{method}'")
-    if method == "faiss" and faiss is None:
+    from . import faiss_search  # here: faiss_search builds on this module
+
+    if method == "faiss" and faiss_search.faiss is None:
         raise ImportError("The faiss search needs faiss: pip install faiss-cpu")
     if method != "auto":
         return method
     comparisons = n * num_references if num_references is not None else n * (n - 1) // 2
-    return "faiss" if faiss is not None and comparisons > EXACT_MAX_COMPARISONS else "exact"
+    return "faiss" if faiss_search.faiss is not None and comparisons > EXACT_MAX_COMPARISONS else "exact"
 
 
 def find_pairs(
@@ -274,7 +260,9 @@ def make_search(
     chosen = choose_method(method, len(embeddings), num_refs)
     logger.info("Searching %d embeddings (%s, %s search)", len(embeddings), metric, chosen)
     if chosen == "faiss":
-        return _FaissSearch(embeddings, references, metric, progress)
+        from .faiss_search import FaissSearch
+
+        return FaissSearch(embeddings, references, metric, progress)
     return _ExactSearch(embeddings, references, metric, progress)
 
 
@@ -370,104 +358,7 @@ def _keep_nearest(tile, axis, best, nearest, offset):
     nearest[:size][better] = arg[better] + offset
 
 
-def _faiss_rows(rows: np.ndarray, metric: str) -> np.ndarray:
-    """Contiguous float32 rows, scaled to unit length for cosine, so that
-    squared euclidean distance = 2 * cosine distance."""
-    rows = np.ascontiguousarray(rows, dtype=np.float32)
-    return _unit(rows) if metric == "cosine" else rows
-
-
-def _faiss_batches(x: np.ndarray, metric: str):
-    """Yields ``(start, rows)`` over ``x`` in batches of :func:`_faiss_rows`:
-    never more than one batch is copied."""
-    for start in range(0, len(x), FAISS_BATCH):
-        yield start, _faiss_rows(x[start : start + FAISS_BATCH], metric)
-
-
 def max_norm(*arrays) -> float:
-    return max(
-        float(np.sqrt(np.einsum("ij,ij->i", batch, batch).max(initial=0.0)))
-        for x in arrays
-        for _, batch in _faiss_batches(x, "euclidean")
-    )
-
-
-def _faiss_index(base: np.ndarray, metric: str, progress: Progress):
-    """An inverted-file index of ``base`` with float16 vectors, its k-means
-    cells trained on a fixed sample."""
-    n, dim = base.shape
-    cells = max(1, int(FAISS_CELLS_PER_SQRT_N * np.sqrt(n)))
-    index = faiss.IndexIVFScalarQuantizer(
-        faiss.IndexFlatL2(dim), dim, cells, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2
-    )
-    index.cp.niter = FAISS_TRAIN_ITERATIONS
-    index.cp.min_points_per_centroid = 1  # a sample of FAISS_TRAIN_PER_CELL is enough
-    sample = np.random.default_rng(0).choice(n, min(n, FAISS_TRAIN_PER_CELL * cells), replace=False)
-    if progress:
-        progress(0.0, f"training an index of {cells} cells")
-    index.train(_faiss_rows(base[np.sort(sample)], metric))
-    for start, rows in _faiss_batches(base, metric):
-        index.add(rows)
-        if progress:
-            progress(0.0, f"indexed {start + len(rows)}/{n} samples")
-    index.nprobe = min(FAISS_NPROBE, cells)
-    return index
-
-
-class _FaissSearch(PairSearch):
-    """Candidates from an inverted-file index of ``y`` (default ``x``), built
-    once and searched as often as needed."""
-
-    def __init__(self, embeddings, references, metric, progress):
-        # no copy of float32 input: at a million rows it would double the memory
-        x = np.asarray(embeddings, dtype=np.float32)
-        y = None if references is None else np.asarray(references, dtype=np.float32)
-        super().__init__(x, y, metric, progress)
-        self.index = _faiss_index(x if y is None else y, metric, progress)
-
-    def _batches(self):
-        """Yields ``(start, rows)`` of ``x``, reporting progress."""
-        for start, rows in _faiss_batches(self.x, self.metric):
-            yield start, rows
-            if self.progress:
-                done = start + len(rows)
-                self.progress(done / len(self.x), f"searched {done}/{len(self.x)} samples")
-
-    def _candidates(self, max_dist):
-        """Range search a margin wider than ``max_dist``. Without ``y``:
-        unique pairs ``i < j``, found from either side."""
-        if self.metric == "cosine":
-            radius = 2.0 * (max_dist + FAISS_MARGIN)
-        else:
-            norm = max_norm(self.x) if self.y is None else max_norm(self.x, self.y)
-            radius = (max_dist + FAISS_MARGIN * norm) ** 2
-        found = [np.empty(0, np.int64)]
-        for start, rows in self._batches():
-            lims, _, ids = self.index.range_search(rows, radius)
-            i = np.repeat(np.arange(start, start + len(rows)), np.diff(lims).astype(np.int64))
-            found.append(self._keys(i, ids))
-        keys = np.concatenate(found)
-        if self.y is not None:
-            return keys // len(self.y), keys % len(self.y)
-        keys = np.unique(keys)
-        return keys // len(self.x), keys % len(self.x)
-
-    def _keys(self, i, j):
-        """Pairs as ``i * m + j``, one int64 each; without ``y``, as ``i < j``
-        (found from either side), self-matches dropped."""
-        if self.y is not None:
-            return i * len(self.y) + j
-        i, j = np.minimum(i, j), np.maximum(i, j)
-        return i[i < j] * len(self.x) + j[i < j]
-
-    def _nearest(self):
-        """An approximately nearest other row (or reference) of each row, -1
-        if none was found."""
-        nearest = np.full(len(self.x), -1)
-        for start, rows in self._batches():
-            _, ids = self.index.search(rows, 1 if self.y is not None else 2)
-            if self.y is None:
-                own = ids[:, 0] == np.arange(start, start + len(rows))
-                ids = np.where(own, ids[:, 1], ids[:, 0])[:, None]
-            nearest[start : start + len(rows)] = ids[:, 0]
-        return nearest
+    """The largest row norm of the arrays, read in chunks (no float copy of
+    a whole array)."""
+    return max(float(row_norms(x).max(initial=0.0)) for x in arrays)

@@ -9,7 +9,7 @@ from sklearn.metrics import pairwise_distances
 from support import clustered_embeddings, pair_set
 from test_approx_search import TOLERANCE
 
-from image_dedup import neighbor_search, neighbors
+from image_dedup import faiss_search, neighbor_search, neighbors
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
@@ -72,7 +72,7 @@ def test_auto_takes_faiss_only_for_large_searches(monkeypatch):
     assert neighbor_search.choose_method("exact", 10**7) == "exact"
     with pytest.raises(ValueError):
         neighbor_search.choose_method("hnsw", 10)
-    monkeypatch.setattr(neighbor_search, "faiss", None)
+    monkeypatch.setattr(faiss_search, "faiss", None)
     assert neighbor_search.choose_method("auto", 10**7) == "exact"
     with pytest.raises(ImportError):
         neighbor_search.choose_method("faiss", 10)
