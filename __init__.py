@@ -134,10 +134,8 @@ class _DisplayOperator(foo.Operator):
         if len(view) == 0:
             raise ValueError("No duplicates were found: nothing to display")
         ctx.ops.set_view(view=view)
+        ctx.ops.notify(REVIEW_HINT)  # a passing note: an output dialog would cover the grid
         return {"num_groups": len(view), "review": REVIEW_HINT}
-
-    def resolve_output(self, ctx):
-        return forms.display_outputs()
 
 
 class DisplayExactDuplicates(_DisplayOperator):

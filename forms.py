@@ -327,13 +327,6 @@ def _where_outputs(outputs: types.Object) -> None:
     outputs.str("next_step", label="Next")
 
 
-def display_outputs() -> types.Property:
-    outputs = types.Object()
-    outputs.int("num_groups", label="Groups shown")
-    outputs.str("review", label="Review")
-    return types.Property(outputs)
-
-
 def cleanup_outputs(params: dict) -> types.Property:
     outputs = types.Object()
     if params.get("action", "delete") == "tag":

@@ -73,7 +73,7 @@ def test_rerun_replaces_previous_result(near_dataset):
 def test_display_sets_grouped_view(near_dataset):
     find(near_dataset, threshold_value=0.2)
     requests = run(DISPLAY, near_dataset).executor.to_json()["requests"]
-    assert [r["operator_uri"] for r in requests] == ["set_view"]
+    assert [r["operator_uri"] for r in requests] == ["set_view", "notify"]  # the notice names the review panel
     shown = fo.DatasetView._build(near_dataset, requests[0]["params"]["view"])
     assert sorted(len(g) for g in shown.iter_dynamic_groups()) == [2, 3]
 

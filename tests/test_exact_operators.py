@@ -187,7 +187,7 @@ def test_display_sets_grouped_view(dup_dataset):
     run(FIND, dup_dataset)
     result = run(DISPLAY, dup_dataset)
     requests = result.executor.to_json()["requests"]
-    assert [r["operator_uri"] for r in requests] == ["set_view"]
+    assert [r["operator_uri"] for r in requests] == ["set_view", "notify"]  # the notice names the review panel
     shown = fo.DatasetView._build(dup_dataset, requests[0]["params"]["view"])
     assert shown._is_dynamic_groups
     assert sorted(len(g) for g in shown.iter_dynamic_groups()) == [2, 3]
