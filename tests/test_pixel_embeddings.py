@@ -4,14 +4,13 @@ edited copies of real photos. A zoo model needs internet: offline it fails
 clearly and changes nothing."""
 
 import itertools
-import socket
 
 import numpy as np
 import pytest
 
 import fiftyone as fo
-from support import write_image
-from support import blocking, form, labels, run
+from database import free_port
+from support import blocking, form, labels, run, write_image
 from photo_edits import EDITS, write_photo_set
 
 from image_dedup import pixel_embeddings, verification
@@ -86,16 +85,19 @@ def nothing_changed(dataset):
             and "approx_dup_group_id" not in dataset.get_field_schema())
 
 
-def _online() -> bool:
-    try:
-        socket.getaddrinfo("download.pytorch.org", 443)
-        return True
-    except OSError:
-        return False
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """Every download goes to a closed local port, and no weights are cached:
+    the machine is offline for this test, whatever its network."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, closed)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(fo.config, "model_zoo_dir", str(tmp_path / "zoo"))
 
 
-@pytest.mark.skipif(_online(), reason="checks the offline failure; this machine is online")
-def test_zoo_model_offline_fails_clearly(dataset, tmp_path):
+def test_zoo_model_offline_fails_clearly(dataset, tmp_path, offline):
     dataset.add_sample(fo.Sample(filepath=write_image(tmp_path / "a.png", seed=1)))
     with pytest.raises(fo.operators.executor.ExecutionError, match="needs internet"):
         run(FIND, dataset, index_source="model", model_name=MODEL, new_brain_key="zoo")
