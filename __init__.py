@@ -130,12 +130,23 @@ class _DisplayOperator(foo.Operator):
                                   "left, one tile per group")
 
     def execute(self, ctx):
-        view = self.workflow.groups_view(ctx.dataset)
+        """Expected situations (no find yet, nothing found) are a one-line
+        notification, not an error dialog."""
+        try:
+            view = self.workflow.groups_view(ctx.dataset)
+        except ValueError as e:
+            return self._say(ctx, str(e))
         if len(view) == 0:
-            raise ValueError("No duplicates were found: nothing to display")
+            return self._say(ctx, f"The last {self.workflow.name} find found no duplicates: "
+                                  "nothing to display")
         ctx.ops.set_view(view=view)
         ctx.ops.notify(REVIEW_HINT)  # a passing note: an output dialog would cover the grid
         return {"num_groups": len(view), "review": REVIEW_HINT}
+
+    @staticmethod
+    def _say(ctx, message: str) -> dict:
+        ctx.ops.notify(message, variant="warning")
+        return {"num_groups": 0, "message": message}
 
 
 class DisplayExactDuplicates(_DisplayOperator):

@@ -216,7 +216,7 @@ def test_remove_never_deletes_a_sample_whose_copies_are_gone(dup_dataset, images
     assert images[1] in dup_dataset.values("filepath")
 
 
-@pytest.mark.parametrize("uri", [DISPLAY, REMOVE, DEDUP])
+@pytest.mark.parametrize("uri", [REMOVE, DEDUP])
 def test_before_find_is_a_clear_error(dup_dataset, uri):
     with pytest.raises(foo.executor.ExecutionError, match="run 'Dedup: Find exact duplicates' first"):
         run(uri, dup_dataset)
@@ -253,6 +253,13 @@ def test_nothing_to_delete_is_a_clear_error(dataset, images):
     run(FIND, dataset)
     with pytest.raises(foo.executor.ExecutionError, match="no duplicates to delete"):
         run(DEDUP, dataset)
-    with pytest.raises(foo.executor.ExecutionError, match="nothing to display"):
-        run(DISPLAY, dataset)
+    shown = run(DISPLAY, dataset)  # a one-line notice, not an error dialog
+    assert shown.result["num_groups"] == 0 and "nothing to display" in shown.result["message"]
+    assert [r["operator_uri"] for r in shown.executor.to_json()["requests"]] == ["notify"]
     assert len(dataset) == 5
+
+
+def test_display_before_find_says_which_find_to_run(dup_dataset):
+    shown = run(DISPLAY, dup_dataset).result
+    assert shown["num_groups"] == 0 and "run 'Dedup: Find exact duplicates' first" in shown["message"]
+    assert len(dup_dataset) == 8 and dup_dataset.list_saved_views() == []
