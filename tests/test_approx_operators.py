@@ -146,13 +146,19 @@ def test_bad_parameters_change_nothing(near_dataset, params, message):
     assert "approx_dup_group_id" not in near_dataset.get_field_schema()
 
 
-@pytest.mark.parametrize("uri", [DISPLAY, REMOVE, DEDUP])
+@pytest.mark.parametrize("uri", [REMOVE, DEDUP])
 def test_before_find_is_a_clear_error(near_dataset, uri):
     with pytest.raises(
         foo.executor.ExecutionError, match="run 'Dedup: Find approximate duplicates' first"
     ):
         run(uri, near_dataset)
     assert len(near_dataset) == 10
+
+
+def test_display_before_find_says_which_find_to_run(near_dataset):
+    shown = run(DISPLAY, near_dataset).result
+    assert shown["num_groups"] == 0
+    assert "run 'Dedup: Find approximate duplicates' first" in shown["message"]
 
 
 def test_empty_view_is_a_clear_error(near_dataset):
