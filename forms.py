@@ -79,7 +79,20 @@ def is_leak_check(params: dict) -> bool:
     return params.get("compare_to", "none") != "none"
 
 
-def _compare_input(ctx, inputs: types.Object) -> tuple:
+REFERENCE_TAG_NAMES = ("test", "val", "validation", "holdout", "eval", "reference")
+
+
+def _reference_tags(ctx, target) -> list:
+    """The dataset's tags, the likeliest reference first: not a tag every
+    target sample carries (the target's own split), a split name such as
+    "test" before others."""
+    counts = target.count_sample_tags() if len(target) else {}
+    own = {tag for tag, count in counts.items() if count == len(target)}
+    return sorted(ctx.dataset.distinct("tags"),
+                  key=lambda tag: (tag in own, tag.lower() not in REFERENCE_TAG_NAMES, tag))
+
+
+def _compare_input(ctx, inputs: types.Object, target) -> tuple:
     """Adds the leakage-check inputs; returns the references (or None) and
     an error message (or None)."""
     kinds = {"none": "No: find duplicates within the target",
@@ -90,7 +103,7 @@ def _compare_input(ctx, inputs: types.Object) -> tuple:
     if kind == "saved_view":
         dropdown(inputs, "reference_view", ctx.dataset.list_saved_views(), "Saved view")
     elif kind == "tag":
-        dropdown(inputs, "reference_tag", sorted(ctx.dataset.distinct("tags")), "Tag")
+        dropdown(inputs, "reference_tag", _reference_tags(ctx, target), "Tag")
     elif kind == "dataset":
         others = [n for n in fo.list_datasets() if n != ctx.dataset.name]
         dropdown(inputs, "reference_dataset", others, "Dataset")
@@ -106,7 +119,7 @@ def _target_and_references(ctx, inputs: types.Object) -> tuple:
     target = target_view(ctx, inputs)
     if len(target) == 0:
         block(inputs, "empty", NO_SAMPLES)
-    refs, error = _compare_input(ctx, inputs)
+    refs, error = _compare_input(ctx, inputs, target)
     if error:
         block(inputs, "bad_reference", error)
     return target, refs, error

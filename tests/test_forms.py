@@ -34,3 +34,11 @@ def test_outputs_name_the_saved_view_and_the_next_step(near_dataset):
     assert result["saved_view"] == "approx_dup_view"
     assert "Dedup: Review duplicates" in result["next_step"]
     assert "Dedup: Review duplicates" in run(DISPLAY, near_dataset).result["review"]
+
+
+def test_the_leakage_tag_preselects_a_reference_not_the_targets_own(near_dataset):
+    near_dataset.take(3, seed=1).tag_samples("alpha")  # sorts first, but is no split name
+    train = near_dataset.match_tags("train")
+    shown = form(FIND, near_dataset, view=train, view_target="CURRENT_VIEW", compare_to="tag",
+                 sim_choices="sim")
+    assert shown["reference_tag"]["default"] == "test"
