@@ -239,18 +239,29 @@ def _verification_inputs(ctx, inputs: types.Object, source) -> None:
 
 
 def _threshold_input(ctx, inputs: types.Object, source) -> float:
+    """The threshold, checked while the user types against the index's
+    metric (cosine distances end at 2)."""
     default = source.default_threshold(ctx.dataset, ctx.params)
-    inputs.float(
+    try:
+        limit = 2.0 if source.metric(ctx.dataset, ctx.params) == "cosine" else None
+    except ValueError:  # the index input says what is wrong
+        limit = None
+    prop = inputs.float(
         "threshold_value",
         default=default,
         min=0.0,
+        max=limit,
         label="Distance threshold",
         description="Images closer than this in the index's metric are duplicates "
         "(cosine distance: 0 = same direction, 2 = opposite; pixel index: "
         f"{verification.CANDIDATE_THRESHOLD} with verification, "
         f"{pixel_embeddings.DEFAULT_THRESHOLD} without)",
     )
-    return ctx.params.get("threshold_value", default)
+    value = ctx.params.get("threshold_value", default)
+    if value is None:
+        prop.invalid = True
+        prop.error_message = "Enter a distance threshold"
+    return value
 
 
 def _threshold_preview(inputs: types.Object, target, brain_key: str, threshold: float, refs) -> None:

@@ -1,6 +1,8 @@
 """The flows a newcomer walks in the forms: a find after a display searches
 the dataset, a find says what it replaces, results say where they are."""
 
+import pytest
+
 import fiftyone as fo
 from support import form, labels, run
 
@@ -42,3 +44,11 @@ def test_the_leakage_tag_preselects_a_reference_not_the_targets_own(near_dataset
     shown = form(FIND, near_dataset, view=train, view_target="CURRENT_VIEW", compare_to="tag",
                  sim_choices="sim")
     assert shown["reference_tag"]["default"] == "test"
+
+
+def test_the_threshold_is_checked_while_typing(near_dataset):
+    shown = form(FIND, near_dataset, sim_choices="sim", threshold_value=None)
+    assert shown["threshold_value"]["invalid"] is True
+    assert shown["threshold_value"]["type"]["max"] == 2.0  # cosine distances end at 2
+    with pytest.raises(fo.operators.executor.ExecutionError, match="less than"):
+        run(FIND, near_dataset, sim_choices="sim", threshold_value=3.0)

@@ -107,7 +107,7 @@ def test_zoo_model_offline_fails_clearly(dataset, tmp_path, offline):
 @pytest.mark.parametrize("params, message", [
     (dict(index_source="model", model_name="no-such-model"), "is not a FiftyOne zoo model"),
     (dict(index_source="model"), "model_name. Reason: Required"),
-    (dict(index_source="pixels", threshold_value=3.0), "between 0 and 2.0"),
+    (dict(index_source="pixels", threshold_value=3.0), "less than 2.0"),
     (dict(index_source="pixels", new_brain_key=""), "empty or already used"),
 ])
 def test_bad_index_requests_change_nothing(dataset, tmp_path, params, message):
