@@ -9,10 +9,14 @@ the current run's samples, so samples merged in from another dataset with
 that dataset's result fields are never taken for this dataset's duplicates.
 """
 
+import datetime
 import os
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Callable, NamedTuple, Optional
+from bson import ObjectId
+from pymongo import UpdateOne
+
 import fiftyone as fo
 from fiftyone import ViewField as F
 
@@ -153,16 +157,27 @@ def require_samples(samples: SampleCollection, what: str = "search for duplicate
 
 def replace_fields(dataset: fo.Dataset, fields: tuple) -> None:
     """Clears each ``(name, type)`` sample field, adding it if missing: a new
-    find replaces the previous result."""
+    find replaces the previous result. One pass over the samples that have
+    any of them (a pass per field cost a second per 20,000 samples)."""
+    present = [field for field, _ in fields if dataset.has_sample_field(field)]
     for field, ftype in fields:
-        if dataset.has_sample_field(field):
-            dataset.exists(field).clear_sample_field(field)
-        else:
+        if field not in present:
             dataset.add_sample_field(field, ftype)
+    if present:
+        having_any = {"$or": [{field: {"$ne": None}} for field in present]}
+        dataset.match(having_any).clear_sample_fields(present)
 
 
 def write_values(dataset: fo.Dataset, values_by_field: dict, ids: list) -> None:
     """Sets ``{field: values}`` on the samples ``ids`` (values in the order
-    of ``ids``), one bulk write per field."""
-    for field, values in values_by_field.items():
-        dataset.set_values(field, dict(zip(ids, values)), key_field="id")
+    of ``ids``) in one bulk write, as ``set_values`` does for one field: a
+    ``set_values`` per field doubled the database's work (measured: mongod
+    CPU 0.27 s -> 0.53 s per 10,000 samples for two fields). The fields must
+    be declared already."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    fields = list(values_by_field)
+    ops = [UpdateOne({"_id": ObjectId(sample_id)},
+                     {"$set": {**dict(zip(fields, row)), "last_modified_at": now}})
+           for sample_id, row in zip(ids, zip(*values_by_field.values()))]
+    if ops:
+        dataset._bulk_write(ops, ids=ids)
