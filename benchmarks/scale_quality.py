@@ -1,8 +1,8 @@
 """Near-duplicate quality and speed at scale: the whole pipeline on N varied
 photos with planted copies (issue 14, items 2 and 6).
 
-    python benchmarks/scale_quality.py [--n 50000] [--keep] [--workdir DIR]
-        [--combined] [--no-apt] [--seed 0] [--workers 2]
+    python benchmarks/scale_quality.py [--n 50000] [--keep] [--workdir DIR [--reuse]]
+        [--combined] [--no-apt] [--seed 0] [--workers 2] [--candidates-only]
 
 **The photos.** Every real photograph that ships in an installed package
 (scikit-image's bundled photos, scikit-learn's sample images, and, if
@@ -351,6 +351,9 @@ def pipeline(workdir: str) -> None:
     """Runs the three steps through the operators and writes
     ``workdir/pipeline.json``: timings, peaks, outputs and the groups."""
     os.environ["FIFTYONE_DEDUP_CACHE_DIR"] = os.path.join(workdir, "dedup_cache")
+    # FiftyOne cancels an immediate operator after fo.config.operator_timeout
+    # (600 s); the benchmark measures the find however long it takes
+    os.environ.setdefault("FIFTYONE_OPERATOR_TIMEOUT", str(7 * 24 * 3600))
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     import database  # noqa: F401  (private mongod, plugin env)
     import fiftyone as fo
@@ -390,6 +393,70 @@ def pipeline(workdir: str) -> None:
     result["candidates"] = candidates
     with open(os.path.join(workdir, "pipeline.json"), "w") as f:
         json.dump(result, f, default=lambda value: value.item())
+
+
+def candidates(workdir: str) -> None:
+    """``--candidates-only``: the pixel index's candidate pairs without the
+    pipeline: embeddings, the pairs within the candidate threshold, planted
+    pairs among them per threshold, and verification timed on a random
+    sample of the candidates (for a projection). Writes
+    ``workdir/candidates.json``."""
+    os.environ["FIFTYONE_DEDUP_CACHE_DIR"] = os.path.join(workdir, "dedup_cache")
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import database  # noqa: F401
+    from image_dedup import pixel_embeddings, verification
+    from image_dedup.neighbor_search import find_pairs
+
+    with open(os.path.join(workdir, "manifest.json")) as f:
+        manifest = json.load(f)
+    paths, identity, kind = manifest["paths"], manifest["identity"], manifest["kind"]
+    start = time.perf_counter()
+    emb = pixel_embeddings.embed_images(paths, num_workers=4)
+    embed_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pairs = find_pairs(emb, "cosine", verification.CANDIDATE_THRESHOLD)
+    search_s = time.perf_counter() - start
+    original = {identity[k]: k for k in range(len(paths)) if kind[k] == "original"}
+    planted = {(min(a, b), max(a, b)) for a, b in
+               ((original[identity[k]], k) for k in range(len(paths)) if kind[k] not in ("original", "exact"))}
+    dist = {(int(i), int(j)): float(d) for i, j, d in zip(pairs.i, pairs.j, pairs.dist)}
+    related = np.array([identity[i] == identity[j] for i, j in dist], dtype=bool)
+    d = np.array(list(dist.values()))
+    by_threshold = []
+    for t in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3):
+        within = d <= t + 1e-9
+        by_threshold.append(dict(threshold=t, pairs=int(within.sum()), related=int((within & related).sum()),
+                                 planted=sum(dist.get(p, 9.0) <= t + 1e-9 for p in planted)))
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(pairs.i), size=min(2000, len(pairs.i)), replace=False)
+    start = time.perf_counter()
+    scores = verification.verify_pairs([paths[k] for k in pairs.i[sample]], [paths[k] for k in pairs.j[sample]])
+    verify_s = time.perf_counter() - start
+    result = dict(n=len(paths), embed_s=embed_s, search_s=search_s, num_planted=len(planted),
+                  by_threshold=by_threshold, sample=len(sample), sample_verify_s=verify_s,
+                  sample_verified=int((scores >= verification.DEFAULT_MIN_SCORE).sum()),
+                  sample_related=int(sum(identity[pairs.i[k]] == identity[pairs.j[k]] for k in sample)),
+                  peak_mb=peak_mb())
+    with open(os.path.join(workdir, "candidates.json"), "w") as f:
+        json.dump(result, f, default=lambda value: value.item())
+
+
+def candidates_report(c: dict) -> str:
+    n, ms = c["n"], 1000 * c["sample_verify_s"] / max(1, c["sample"])
+    lines = [
+        f"Candidates only (no pipeline), N = {n:,}: pixel embeddings {_s(c['embed_s'])} "
+        f"({_rate(n, c['embed_s'])} images/s), candidate search {_s(c['search_s'])}; verification of "
+        f"{c['sample']:,} random candidate pairs: {_s(c['sample_verify_s'])} ({ms:.1f} ms/pair), "
+        f"{c['sample_verified']:,} scored >= 0.5, {c['sample_related']:,} related; peak RSS {c['peak_mb']:,} MB",
+        "",
+        "| embedding distance <= | candidate pairs | of which related | planted pairs within | "
+        "projected verification time |",
+        "|---|---|---|---|---|",
+    ]
+    for row in c["by_threshold"]:
+        lines.append(f"| {row['threshold']} | {row['pairs']:,} | {row['related']:,} | "
+                     f"{_share(row['planted'], c['num_planted'])} | {_s(row['pairs'] * ms / 1000)} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- scoring and report
@@ -542,19 +609,43 @@ def main(argv=None) -> int:
     parser.add_argument("--combined", action="store_true", help="also plant the two combined edits")
     parser.add_argument("--no-apt", action="store_true", help="only the Python packages' photos")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true",
+                        help="use the photos already in --workdir (a --keep run's) instead of generating")
     parser.add_argument("--workers", type=int, default=2, help="generation processes")
-    parser.add_argument("--pipeline", metavar="WORKDIR", help=argparse.SUPPRESS)  # the child
+    parser.add_argument("--candidates-only", action="store_true",
+                        help="no pipeline: count the pixel index's candidate pairs per threshold and "
+                        "project the verification time from a sample")
+    parser.add_argument("--pipeline", metavar="WORKDIR", help=argparse.SUPPRESS)  # the children
+    parser.add_argument("--candidates", metavar="WORKDIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pipeline:
         pipeline(args.pipeline)
+        return 0
+    if args.candidates:
+        candidates(args.candidates)
         return 0
     workdir = args.workdir or tempfile.mkdtemp(prefix="dedup-scale-quality-")
     os.makedirs(workdir, exist_ok=True)
     try:
         use_apt = False if args.no_apt else eval_photos.apt_photos_available()
-        print(f"[{time.strftime('%H:%M:%S')}] generating {args.n:,} photos in {workdir}", file=sys.stderr,
-              flush=True)
-        manifest = generate(args.n, workdir, args.seed, args.combined, use_apt, args.workers)
+        manifest_path = os.path.join(workdir, "manifest.json")
+        reuse = args.reuse and os.path.exists(manifest_path)
+        print(f"[{time.strftime('%H:%M:%S')}] {'reusing' if reuse else 'generating'} {args.n:,} photos in "
+              f"{workdir}", file=sys.stderr, flush=True)
+        if reuse:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+            if manifest["n"] != args.n:
+                raise SystemExit(f"{manifest_path} holds {manifest['n']} photos, not {args.n}")
+        else:
+            manifest = generate(args.n, workdir, args.seed, args.combined, use_apt, args.workers)
+        if args.candidates_only:
+            print(f"[{time.strftime('%H:%M:%S')}] candidates", file=sys.stderr, flush=True)
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--candidates", workdir], check=True,
+                           stdout=sys.stderr)
+            with open(os.path.join(workdir, "candidates.json")) as f:
+                print(candidates_report(json.load(f)))
+            return 0
         print(f"[{time.strftime('%H:%M:%S')}] pipeline", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, os.path.abspath(__file__), "--pipeline", workdir], check=True,
                        stdout=sys.stderr)
