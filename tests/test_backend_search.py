@@ -13,7 +13,7 @@ import fiftyone.brain as fob
 
 from support import run
 
-from image_dedup import backend_search, neighbors
+from image_dedup import backend_distances, backend_search, neighbors
 
 N, DIM = 1200, 32
 # a threshold is only compared where no pair distance is this close to it:
@@ -255,7 +255,7 @@ def test_choose_search(samples, postgres, monkeypatch):
 def test_conversions_match_each_engine_convention():
     cos = np.array([1.0, 0.5, -0.2])
     d = np.array([0.0, 0.5, 2.0])
-    c = backend_search.CONVERSIONS
+    c = backend_distances.CONVERSIONS
     assert np.allclose(c[("milvus", "cosine")](cos), 1 - cos)
     assert np.allclose(c[("qdrant", "cosine")](cos), 1 - cos)
     assert np.allclose(c[("elasticsearch", "cosine")]((1 + cos) / 2), 1 - cos)
