@@ -14,10 +14,11 @@ import numpy as np
 
 import fiftyone as fo
 
-from . import exact_dups, similarity
+from . import approx_dups, exact_dups, similarity
 from .neighbors import find_pairs, nearest_matches
 from .progress import Progress
-from .results import Result, SampleCollection, dataset_name, replace_fields, root_dataset, write_values
+from .results import (Result, SampleCollection, Workflow, dataset_name, new_run, replace_fields,
+                      root_dataset, write_values)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,18 @@ EXACT_LEAK_VIEW = "exact_leak_view"
 APPROX_REF_FIELD = "approx_leak_ref_id"
 APPROX_DIST_FIELD = "approx_leak_dist"
 APPROX_LEAK_VIEW = "approx_leak_view"
+EXACT_LEAK_RUN = "exact_leak_run"
+APPROX_LEAK_RUN = "approx_leak_run"
+# where each check leaves its result; its run id ties the marks to the check
+# that wrote them, as for the finds (see results)
+EXACT_LEAKS = Workflow(name="exact leakage", find_label=exact_dups.FIND_LABEL,
+                       view_name=EXACT_LEAK_VIEW, group_field=exact_dups.FILEHASH_FIELD,
+                       group_order="created_at", run_field=EXACT_LEAK_RUN,
+                       result_fields=(EXACT_LEAK_FIELD, EXACT_LEAK_RUN))
+APPROX_LEAKS = Workflow(name="approximate leakage", find_label=approx_dups.FIND_LABEL,
+                        view_name=APPROX_LEAK_VIEW, group_field=APPROX_REF_FIELD,
+                        group_order=APPROX_DIST_FIELD, run_field=APPROX_LEAK_RUN,
+                        result_fields=(APPROX_REF_FIELD, APPROX_DIST_FIELD, APPROX_LEAK_RUN))
 NOTHING_TO_CHECK = "There are no samples outside the references to check for leaks"
 
 
@@ -155,7 +168,11 @@ def find_exact_leaks(
     leaked = [i for i, h in zip(ids, hashes) if h in known and i in scope.targets]
     dataset = root_dataset(samples)
     exact_dups.set_marker(dataset, EXACT_LEAK_FIELD, leaked)
-    dataset.save_view(EXACT_LEAK_VIEW, exact_dups.marked_view(dataset, EXACT_LEAK_FIELD), overwrite=True)
+    replace_fields(dataset, ((EXACT_LEAK_RUN, fo.StringField),))
+    run = new_run(dataset, EXACT_LEAKS)
+    write_values(dataset, {EXACT_LEAK_RUN: [run] * len(leaked)}, leaked)
+    leak_view = dataset.match(EXACT_LEAKS.run_match(run)).sort_by(exact_dups.BY_HASH)
+    dataset.save_view(EXACT_LEAK_VIEW, leak_view, overwrite=True)
     unreadable = hashed.unreadable_paths + ref_hashed.unreadable_paths
     logger.info("%d samples duplicate a reference file exactly", len(leaked))
     return ExactLeakResult(
@@ -241,10 +258,13 @@ def find_approximate_leaks(
     pairs = find_pairs(rows.queries, rows.metric, threshold, progress, references=rows.references)
     nearest = nearest_matches(pairs)
     leaked = [rows.query_ids[k] for k in nearest.i]
-    replace_fields(dataset, ((APPROX_REF_FIELD, fo.StringField), (APPROX_DIST_FIELD, fo.FloatField)))
+    replace_fields(dataset, ((APPROX_REF_FIELD, fo.StringField), (APPROX_DIST_FIELD, fo.FloatField),
+                             (APPROX_LEAK_RUN, fo.StringField)))
+    run = new_run(dataset, APPROX_LEAKS)
     write_values(dataset, {APPROX_REF_FIELD: [rows.reference_ids[k] for k in nearest.j],
-                           APPROX_DIST_FIELD: nearest.dist.tolist()}, leaked)
-    leak_view = dataset.exists(APPROX_REF_FIELD).sort_by([(APPROX_DIST_FIELD, 1), ("_id", 1)])
+                           APPROX_DIST_FIELD: nearest.dist.tolist(), APPROX_LEAK_RUN: [run] * len(leaked)},
+                 leaked)
+    leak_view = dataset.match(APPROX_LEAKS.run_match(run)).sort_by([(APPROX_DIST_FIELD, 1), ("_id", 1)])
     dataset.save_view(APPROX_LEAK_VIEW, leak_view, overwrite=True)
     logger.info("%d samples are within %s of a reference", len(leaked), threshold)
     return ApproxLeakResult(

@@ -146,3 +146,22 @@ def test_form_offers_the_tags_and_blocks_an_unknown_name(splits):
     assert shown["reference_tag"]["type"]["values"] == ["test", "train"]
     unknown = form(EXACT, splits, compare_to="saved_view", reference_view="nope")
     assert unknown["bad_reference"]["invalid"] is True
+
+
+@pytest.mark.parametrize("find, params, view", [
+    (EXACT, {}, "exact_leak_view"),
+    (APPROX, dict(sim_choices="sim", threshold_value=0.2), "approx_leak_view"),
+])
+def test_leak_marks_merged_from_another_dataset_are_not_this_datasets(splits, tmp_path, find, params,
+                                                                     view):
+    assert run(find, splits, compare_to="tag", reference_tag="test", **params).result["num_leaked"]
+    other = fo.Dataset()
+    try:
+        other.add_samples([fo.Sample(filepath=write_image(tmp_path / f"o{i}.png", seed=40 + i),
+                                     tags=["train" if i else "test"]) for i in range(3)])
+        fob.compute_similarity(other, embeddings=np.eye(3), backend="sklearn", brain_key="sim")
+        assert run(find, other, compare_to="tag", reference_tag="test", **params).result["num_leaked"] == 0
+        other.add_collection(splits)  # brings the leak marks of splits' own check
+        assert len(other.load_saved_view(view)) == 0
+    finally:
+        other.delete()
