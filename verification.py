@@ -23,8 +23,12 @@ For a pair ``(a, b)``, at a small size (:data:`SIZE` pixels on the long side):
 4.  with ``mirror=True`` the mirrored ``b`` is tried too; the better score
     counts.
 
-Flat images (no textured cell) are compared by their mean colour; identical
-files score 1.
+Identical files score 1. A pair with too little texture to compare (flat or
+nearly flat images: sky, bokeh, smooth wallpaper, solid colours) is never
+confirmed: matching mean colours said "same photo" for different near-flat
+crops of one wallpaper in the scale benchmark (benchmarks/scale_quality.py),
+and a delete must never rest on that. Byte-identical copies of such images
+are still found by the exact workflow.
 
 Cost: about 2-4 ms per pair on one core at the default size, images decoded
 with Pillow's JPEG draft mode; each image is decoded once per call however
@@ -63,7 +67,7 @@ CANDIDATE_THRESHOLD = 0.3
 
 
 class _Image:
-    """One decoded image: grey pixels, mean colour, detail, ORB features."""
+    """One decoded image: grey pixels, detail, ORB features."""
 
     def __init__(self, path: str):
         with open(path, "rb") as f:
@@ -76,7 +80,6 @@ class _Image:
                 image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                                      Image.Resampling.BOX)
             rgb = np.asarray(image, dtype=np.float32)
-        self.colour = rgb.reshape(-1, 3).mean(axis=0)
         self.grey = np.ascontiguousarray(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
         self.detail = _detail(self.grey)
         self.detail_mirrored = np.ascontiguousarray(self.detail[:, ::-1])
@@ -165,14 +168,9 @@ def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> 
     vy = vy_max
     textured = (n >= 0.5) & (np.maximum(vx, vy) >= MIN_DETAIL**2)
     if textured.sum() < 3:
-        return -1.0  # flat: decided by colour
+        return -1.0  # too little texture to say
     matched = textured & (corr >= CELL_MIN_CORRELATION)
     return weight * float(matched.sum()) / float(textured.sum())
-
-
-def _colour_score(a: _Image, b: _Image) -> float:
-    diff = float(np.abs(a.colour - b.colour).max())
-    return float(np.clip(1 - diff / 40.0, 0, 1))
 
 
 def verify_pair(a: _Image, b: _Image, mirror: bool = True) -> float:
@@ -188,9 +186,7 @@ def verify_pair(a: _Image, b: _Image, mirror: bool = True) -> float:
             best = max(best, _score_aligned(a, b, m, mirrored))
         if best >= 0.9:
             break
-    if best < 0:
-        return _colour_score(a, b)
-    return best
+    return max(best, 0.0)  # too little texture to compare: not confirmed
 
 
 def verify_pairs(
