@@ -59,7 +59,12 @@ FULL_COVERAGE = 0.85
 CELL_MIN_CORRELATION = 0.85
 DETAIL_SIGMAS = (0.7, 2.0)
 MIN_DETAIL = 1.0  # grey levels: a cell with less detail in both images says nothing
-DEFAULT_MIN_SCORE = 0.5
+MIN_TEXTURED_CELLS = 12  # of GRID x GRID: fewer, and a few chance matches would decide
+# 0.5 was tuned on quality.py's tuning photos; at scale (benchmarks/scale_quality.py,
+# 1,500 varied photos cut from wallpapers and other photos) it grouped 14% unrelated
+# pairs (different regions of self-similar wallpapers); 0.7 grouped 3.1%, at the cost
+# of recall (held-out F1 0.951 -> 0.905). A delete must not rest on a doubtful pair.
+DEFAULT_MIN_SCORE = 0.7
 SHIFTS = ((0, 0),)  # (dy, dx) shifts tried per cell; more tolerate misalignment, at a cost
 # the pixel index's candidate threshold (plain cosine distance): looser than
 # pixel_embeddings.DEFAULT_THRESHOLD; verification removes the look-alikes
@@ -167,7 +172,7 @@ def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> 
         np.maximum(vy_max, vy, out=vy_max)
     vy = vy_max
     textured = (n >= 0.5) & (np.maximum(vx, vy) >= MIN_DETAIL**2)
-    if textured.sum() < 3:
+    if textured.sum() < MIN_TEXTURED_CELLS:
         return -1.0  # too little texture to say
     matched = textured & (corr >= CELL_MIN_CORRELATION)
     return weight * float(matched.sum()) / float(textured.sum())

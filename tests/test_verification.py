@@ -30,7 +30,7 @@ def files(tmp_path_factory):
     astronaut = Image.fromarray(skimage.data.astronaut())
     left, right = (Image.fromarray(v) for v in skimage.data.stereo_motorcycle()[:2])
     f = {"rocket": save(rocket, folder / "rocket.jpg", 92)}
-    edited, _ = eval_photos.edit(rocket.copy(), "combined", rng)
+    edited, _ = eval_photos.edit(rocket.copy(), "jpeg", rng)
     f["rocket_edited"] = save(edited, folder / "rocket_edited.jpg", 50)
     f["rocket_mirror"] = save(ImageOps.mirror(rocket), folder / "rocket_mirror.jpg")
     f["rocket_copy"] = str(folder / "rocket_copy.jpg")
