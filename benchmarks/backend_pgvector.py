@@ -30,7 +30,7 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import conftest  # noqa: F401  (private mongod, plugin as image_dedup)
+    import database  # noqa: F401  (private mongod, plugin as image_dedup)
     import pgserver
 
     import fiftyone as fo

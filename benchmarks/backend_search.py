@@ -36,7 +36,7 @@ CHUNK = 50_000
 
 def start_database():
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import conftest  # noqa: F401
+    import database  # noqa: F401
 
 
 def peak_mb(pid="self") -> int:

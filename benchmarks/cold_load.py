@@ -38,7 +38,7 @@ def start_database():
     """A private mongod as the tests start it (children inherit its URI),
     and the plugin imported as ``image_dedup``."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import conftest  # noqa: F401
+    import database  # noqa: F401
 
 
 def peak_mb(pid="self") -> int:

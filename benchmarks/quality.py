@@ -26,7 +26,6 @@ Usage: ``python benchmarks/quality.py [--install] [--no-apt] [--out DIR]``.
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -41,21 +40,10 @@ if HERE not in sys.path:
 
 import eval_photos  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from plugin_import import import_plugin_package  # noqa: E402
 
-def import_plugin(name: str = "image_dedup"):
-    """The repository root imported as a package, as FiftyOne does."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-import_plugin()
+import_plugin_package()
 from image_dedup import pixel_embeddings  # noqa: E402
 from image_dedup.neighbors import Groups, Pairs, find_pairs  # noqa: E402
 

@@ -11,13 +11,12 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from plugin_import import ROOT, import_plugin_package
+
 PLUGIN = "@fo-dedup/image-dedup"
-PACKAGE = "image_dedup"
 
 
 def free_port() -> int:
@@ -57,20 +56,6 @@ def start_private_mongod() -> str:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"mongod did not start; see {dbpath}/mongod.log")
-
-
-def import_plugin_package(name: str = PACKAGE):
-    """Imports the repository root as a package, as FiftyOne does, so the
-    library modules can be used directly (they import each other relatively)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 if "FIFTYONE_DATABASE_URI" not in os.environ:
