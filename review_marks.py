@@ -69,7 +69,10 @@ def has_field(dataset: fo.Dataset, name: str) -> bool:
 
 
 def ensure_review_fields(dataset: fo.Dataset) -> None:
-    """Adds the review's sample fields that are missing."""
+    """Adds the review's sample fields that are missing. The schema is read
+    afresh first: the App server's dataset object may be older than a field
+    another process added or deleted (a stale schema failed "no field" once)."""
+    dataset.reload()
     for name, kwargs in _FIELD_TYPES.items():
         if not dataset.has_sample_field(name):
             kwargs = dict(kwargs)
