@@ -21,7 +21,6 @@ inserts and indexes a million vectors; expect a long run on 2 cores).
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,24 +28,11 @@ import time
 
 import numpy as np
 
+from steps import clustered, process_peak_mb, start_database
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BRAIN_KEY = "mil"
 CHUNK = 50_000
-
-
-def start_database():
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import database  # noqa: F401
-
-
-def peak_mb(pid="self") -> int:
-    """Peak resident set of a process (VmHWM: unlike ru_maxrss, not inherited
-    from the parent that forked it)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def children_peak_mb() -> int:
@@ -56,20 +42,10 @@ def children_peak_mb() -> int:
     peaks = [None]
     for child in psutil.Process().children(recursive=True):
         try:
-            peaks.append(peak_mb(child.pid))
+            peaks.append(process_peak_mb(child.pid))
         except OSError:
             pass
     return max((p for p in peaks if p is not None), default=None)
-
-
-def clustered(n: int, dim: int, seed: int) -> np.ndarray:
-    """As benchmarks/steps.py: clusters of 1-6 points, float32, shuffled."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(n), rng.integers(1, 7, size=n))[:n]
-    centers = rng.standard_normal((n, dim), dtype=np.float32)
-    spread = rng.uniform(0.02, 0.4, size=n).astype(np.float32)[labels, None]
-    emb = centers[labels] + spread * rng.standard_normal((n, dim), dtype=np.float32)
-    return emb[rng.permutation(n)]
 
 
 def embeddings(n, dim, start, stop):
@@ -121,7 +97,7 @@ def search(n, dim, uri, threshold, batch_size, k, out):
     groups = neighbors.assign_groups(len(ids), pairs, threshold)
     seconds = time.perf_counter() - start
     result = dict(
-        seconds=round(seconds, 2), peak_mb=peak_mb(), milvus_peak_mb=children_peak_mb(),
+        seconds=round(seconds, 2), peak_mb=process_peak_mb(), milvus_peak_mb=children_peak_mb(),
         num_pairs=len(pairs.i), num_in_groups=int((groups.rep >= 0).sum()),
         queries_per_second=round(n / seconds),
     )

@@ -22,7 +22,6 @@ duplicates; and samples whose representative differs).
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,35 +29,9 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from steps import clustered, process_peak_mb, start_database
+
 BRAIN_KEY = "sim"
-
-
-def start_database():
-    """A private mongod as the tests start it (children inherit its URI),
-    and the plugin imported as ``image_dedup``."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import database  # noqa: F401
-
-
-def peak_mb(pid="self") -> int:
-    """Peak resident set of a process (VmHWM: unlike ru_maxrss, not inherited
-    from the parent that forked it)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-
-
-def clustered(n: int, dim: int, seed: int) -> np.ndarray:
-    """As benchmarks/steps.py: clusters of 1-6 points, float32, shuffled."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(n), rng.integers(1, 7, size=n))[:n]
-    centers = rng.standard_normal((n, dim), dtype=np.float32)
-    spread = rng.uniform(0.02, 0.4, size=n).astype(np.float32)[labels, None]
-    emb = centers[labels] + spread * rng.standard_normal((n, dim), dtype=np.float32)
-    return emb[rng.permutation(n)]
 
 
 def name_of(n, dim):
@@ -95,7 +68,7 @@ def step_brain(n, dim, threshold, out):
     index.find_duplicates(thresh=threshold)
     seconds = time.perf_counter() - start
     np.save(out, rep_array(dataset, index.neighbors_map))
-    return dict(seconds=seconds, peak_mb=peak_mb())
+    return dict(seconds=seconds, peak_mb=process_peak_mb())
 
 
 def step_ours(n, dim, threshold, out, method):
@@ -112,7 +85,7 @@ def step_ours(n, dim, threshold, out, method):
     seconds = time.perf_counter() - start
     assert list(sample_ids) == dataset.values("id")
     np.save(out, groups.rep)
-    return dict(seconds=seconds, read_seconds=read, peak_mb=peak_mb())
+    return dict(seconds=seconds, read_seconds=read, peak_mb=process_peak_mb())
 
 
 def step_fiftyone_read(n, dim):
@@ -121,7 +94,7 @@ def step_fiftyone_read(n, dim):
     dataset = fo.load_dataset(name_of(n, dim))
     start = time.perf_counter()
     dataset.load_brain_results(BRAIN_KEY).get_embeddings()
-    return dict(seconds=time.perf_counter() - start, peak_mb=peak_mb())
+    return dict(seconds=time.perf_counter() - start, peak_mb=process_peak_mb())
 
 
 def run_step(*args):

@@ -73,6 +73,16 @@ def load_neighbors():
     return importlib.import_module("dedup_search.neighbors")
 
 
+def process_peak_mb(pid="self") -> int:
+    """Peak resident set of a process (VmHWM: unlike ru_maxrss, not inherited
+    from the parent that forked it)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return peak_mb()
+
+
 def peak_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
