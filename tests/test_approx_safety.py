@@ -7,14 +7,17 @@ instead of hanging the suite.
 """
 
 import contextlib
+import json
+import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import fiftyone as fo
 import fiftyone.brain as fob
-import fiftyone.core.utils as fou
 import fiftyone.operators as foo
 from support import near_embeddings, run
 
@@ -45,12 +48,6 @@ def deadline(seconds: float = DEADLINE_SECONDS):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-async def run_here(func, *args):
-    """Runs an operator's ``execute`` in the calling thread (FiftyOne runs it
-    in a worker thread, which a deadline could not interrupt)."""
-    return func(*args)
 
 
 def indexed(dataset: fo.Dataset, embeddings: np.ndarray, brain_key: str = "sim") -> fo.Dataset:
@@ -91,12 +88,20 @@ def test_unreachable_fraction_ends_with_the_closest_result(dataset, n, fraction)
     assert f"dup_fraction {fraction}" in result.note and "closest" in result.note
 
 
-def test_unreachable_fraction_through_the_operator(dataset, monkeypatch):
-    # the operator runs in this (the main) thread, where the deadline's signal lands
-    monkeypatch.setattr(fou, "run_sync_task", run_here)
+def test_unreachable_fraction_through_the_operator(dataset):
+    """In another process, so that a hang is ended by the timeout (FiftyOne
+    runs ``execute`` in a worker thread, which no signal can interrupt)."""
     indexed(dataset, random_embeddings(10))
-    with deadline():
-        result = run(FIND, dataset, sim_choices="sim", method_choices="fraction", dup_fraction=0.96).result
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]);"
+        "import database, fiftyone as fo; from support import run;"
+        f"result = run('{FIND}', fo.load_dataset(sys.argv[2]), sim_choices='sim',"
+        " method_choices='fraction', dup_fraction=0.96).result;"
+        "print(json.dumps(result))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), dataset.name],
+                          capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["num_dups"] == 9 and result["num_groups"] == 1
     assert result["fraction_reached"] == pytest.approx(0.9) and "closest" in result["note"]
 
