@@ -81,10 +81,15 @@ def live_groups(view: fo.DatasetView, group_field: str) -> list[list[str]]:
     Returns:
         lists of sample ids, each in the view's order
     """
+    return _groups_of(*view.values(["id", group_field]))
+
+
+def _groups_of(ids: list, keys: list) -> list[list[str]]:
+    """The ids sharing a key, in order, where two or more do."""
     members = defaultdict(list)
-    for sample_id, key in zip(*view.values(["id", group_field])):
+    for sample_id, key in zip(ids, keys):
         members[key].append(sample_id)
-    return [ids for ids in members.values() if len(ids) > 1]
+    return [group for group in members.values() if len(group) > 1]
 
 
 def _chosen(groups: list, keep_representative: bool, tagged: Optional[set]) -> list:
@@ -118,14 +123,19 @@ def count_to_delete(dataset: fo.Dataset, workflow: Workflow, keep_representative
     return len(_chosen(groups, keep_representative, _tagged_ids(view, results.review_tag(dataset, workflow))))
 
 
-def _drop_changed_files(view: fo.DatasetView, groups: list, workflow: Workflow) -> tuple:
+def _drop_changed_files(groups: list, rows: tuple, workflow: Workflow) -> tuple:
     """Re-checks the files of ``groups`` (``workflow.check_files``): members
     whose file no longer belongs to the group leave it.
+
+    Args:
+        groups: lists of sample ids
+        rows: the result view's ``(ids, group keys, filepaths)``
+        workflow: whose result it is
 
     Returns:
         ``(groups of the members that still match, paths that did not)``
     """
-    ids, keys, paths = view.values(["id", workflow.group_field, "filepath"])
+    ids, keys, paths = rows
     wanted = {i for group in groups for i in group}
     rows = [(i, k, p) for i, k, p in zip(ids, keys, paths) if i in wanted]
     matches = workflow.check_files([p for _, _, p in rows], [k for _, k, _ in rows])
@@ -158,10 +168,10 @@ def apply_cleanup(dataset: fo.Dataset, workflow: Workflow, cleanup: Cleanup) -> 
     """
     cleanup.validate(dataset)
     view = workflow.load_view(dataset)
-    groups = live_groups(view, workflow.group_field)
     if cleanup.action == "tag":
-        return _tag(dataset, workflow, view, groups, cleanup)
-    groups, changed = _drop_changed_files(view, groups, workflow)
+        return _tag(dataset, workflow, view, live_groups(view, workflow.group_field), cleanup)
+    rows = view.values(["id", workflow.group_field, "filepath"])  # one read of the view
+    groups, changed = _drop_changed_files(_groups_of(*rows[:2]), rows, workflow)
     if cleanup.keep_representative:
         groups = representatives.representatives_first(view, groups, cleanup.rule, cleanup.field)
     doomed = _chosen(groups, cleanup.keep_representative, _tagged_ids(view, results.review_tag(dataset, workflow)))
