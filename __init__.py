@@ -105,7 +105,7 @@ class FindApproximateDuplicates(_FindOperator):
         return leakage.find_approximate_leaks(target, refs, brain_key, threshold, progress)
 
     def resolve_output(self, ctx):
-        return forms.find_approx_outputs(ctx.params)
+        return forms.find_approx_outputs(ctx)
 
 
 def _approx_criteria(dataset, params: dict, refs, source) -> tuple:

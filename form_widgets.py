@@ -29,3 +29,20 @@ def dropdown(inputs: types.Object, name: str, values: list, label: str, required
     for value in values:
         menu.add_choice(value, label=value)
     inputs.enum(name, menu.values(), required=required, default=values[0] if values else None, view=menu)
+
+
+def histogram(inputs: types.Object, name: str, edges: list, counts: list, threshold, title: str) -> None:
+    """A bar chart of nearest-neighbour distances (``counts`` per bin of
+    ``edges``), with ``threshold`` marked by a dashed red line."""
+    bars = {"type": "bar", "name": "samples",
+            "x": [(a + b) / 2 for a, b in zip(edges, edges[1:])], "y": counts,
+            "width": [b - a for a, b in zip(edges, edges[1:])]}
+    layout = {  # the App's Plotly 3 takes titles as {"text": ...} only, and leaves no margin for them
+        "title": {"text": title}, "margin": {"t": 40, "l": 50, "b": 50, "r": 10},
+        "xaxis": {"title": {"text": "distance to nearest neighbour"}},
+        "yaxis": {"title": {"text": "samples"}},
+        "height": 300,
+        "shapes": [{"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1,
+                    "yref": "paper", "line": {"color": "red", "dash": "dash"}}],
+    }
+    inputs.view(name, types.PlotlyView(data=[bars], layout=layout))

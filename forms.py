@@ -13,7 +13,7 @@ import fiftyone.operators.types as types
 
 from . import approx_dups, cleanup, exact_dups, file_hashes, index_sources, leakage, pixel_embeddings
 from . import representatives, results, similarity, threshold_preview, verification
-from .form_widgets import block, choices, dropdown
+from .form_widgets import block, choices, dropdown, histogram
 
 REFERENCE_PARAMS = {"saved_view": "reference_view", "tag": "reference_tag", "dataset": "reference_dataset"}
 NO_SAMPLES = "There are no samples to search for duplicates"
@@ -164,28 +164,12 @@ def find_approx_form(ctx) -> types.Property:
     if not is_leak_check(ctx.params):
         _replaces_notice(ctx, inputs, approx_dups.WORKFLOW)
         _verification_inputs(ctx, inputs, source)
-    method = "threshold"
-    if not is_leak_check(ctx.params):
-        method = choices(ctx, inputs, "method_choices",
-                         {"threshold": "Distance threshold", "fraction": "Fraction of duplicates"},
-                         "threshold", "Method")
-    if method == "threshold":
-        threshold = _threshold_input(ctx, inputs, source)
-        if brain_key:
-            inputs.bool("show_histogram", default=True, label="Show the distance histogram",
-                        description="Searches each sample's nearest neighbour once (cached)")
-        if brain_key and ctx.params.get("show_histogram", False) and not error and len(target):
-            _threshold_preview(inputs, target, brain_key, threshold, refs)
-    else:
-        inputs.float(
-            "dup_fraction",
-            default=approx_dups.DEFAULT_FRACTION,
-            min=0.0,
-            max=1.0,
-            label="Fraction of duplicates",
-            description="The threshold is tuned so that this fraction of images are duplicates",
-            view=types.SliderView(componentsProps={"slider": {"min": 0, "max": 1, "step": 0.01}}),
-        )
+    method, value = _criterion_input(ctx, inputs, source)
+    inputs.bool("show_histogram", default=True, label="Show the distance histogram",
+                description="Searches each sample's nearest neighbour once (cached); a new "
+                "index's histogram is shown with the find's result")
+    if brain_key and ctx.params.get("show_histogram", False) and not error and len(target):
+        _preview(inputs, target, brain_key, method, value, refs)
     if brain_key and not is_leak_check(ctx.params):
         choices(ctx, inputs, "search", {"auto": "Automatic", "memory": "In this process",
                                          "backend": "In the vector database"}, "auto",
@@ -264,32 +248,71 @@ def _threshold_input(ctx, inputs: types.Object, source) -> float:
     return value
 
 
-def _threshold_preview(inputs: types.Object, target, brain_key: str, threshold: float, refs) -> None:
+def _criterion_input(ctx, inputs: types.Object, source) -> tuple:
+    """Adds the method (not in a leakage check) and its threshold or
+    fraction input; returns ``(method, value)``."""
+    method = "threshold"
+    if not is_leak_check(ctx.params):
+        method = choices(ctx, inputs, "method_choices",
+                         {"threshold": "Distance threshold", "fraction": "Fraction of duplicates"},
+                         "threshold", "Method")
+    if method == "threshold":
+        return method, _threshold_input(ctx, inputs, source)
+    inputs.float(
+        "dup_fraction",
+        default=approx_dups.DEFAULT_FRACTION,
+        min=0.0,
+        max=1.0,
+        label="Fraction of duplicates",
+        description="The threshold is tuned so that this fraction of images are duplicates "
+        "(0.1 = one image in ten)",
+    )
+    return method, ctx.params.get("dup_fraction", approx_dups.DEFAULT_FRACTION)
+
+
+def _preview(inputs: types.Object, target, brain_key: str, method: str, value, refs) -> None:
     """The nearest-neighbour distance histogram with the threshold marked,
-    and what the threshold would find."""
+    and what the threshold (or the fraction's threshold) would find."""
     try:
+        threshold = value or 0.0
+        if method == "fraction":
+            threshold = threshold_preview.fraction_threshold(target, brain_key, value or 0.0)
         preview = threshold_preview.threshold_preview(target, brain_key, threshold or 0.0, refs)
     except ValueError as e:
         block(inputs, "bad_index", str(e))
         return
-    edges = preview.bin_edges
-    bars = {"type": "bar", "name": "samples",
-            "x": [(a + b) / 2 for a, b in zip(edges, edges[1:])], "y": preview.counts,
-            "width": [b - a for a, b in zip(edges, edges[1:])]}
-    layout = {
-        "title": "Distance to the nearest " + ("reference" if refs is not None else "other sample"),
-        "xaxis": {"title": "distance to nearest neighbour"}, "yaxis": {"title": "samples"},
-        "height": 260,
-        "shapes": [{"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1,
-                    "yref": "paper", "line": {"color": "red", "dash": "dash"}}],
-    }
-    inputs.view("histogram", types.PlotlyView(data=[bars], layout=layout))
-    if refs is None:
+    histogram(inputs, "histogram", preview.bin_edges, preview.counts, threshold, _histogram_title(refs))
+    if method == "fraction":
+        label = (f"Fraction {value} removes about {preview.num_dups} samples: "
+                 f"threshold ≈ {threshold:.4g}" if threshold is not None
+                 else f"Fraction {value} removes no samples")
+    elif refs is None:
         label = (f"At {threshold}: {preview.num_dups} duplicates would be removed "
                  f"({preview.num_within} samples have a neighbour within it)")
     else:
         label = f"At {threshold}: {preview.num_dups} target samples duplicate a reference"
     inputs.view("preview", types.Notice(label=label))
+
+
+def _histogram_title(refs) -> str:
+    return "Distance to the nearest " + ("reference" if refs is not None else "other sample")
+
+
+def _new_index_histogram(ctx, outputs: types.Object) -> None:
+    """After a find that built a new index, the histogram its form could not
+    show yet, with the threshold the find used."""
+    threshold = (ctx.results or {}).get("threshold")
+    existing = index_sources.ExistingIndex.name
+    built = ctx.params.get("index_source", existing) != existing
+    if not (built and ctx.params.get("show_histogram") and threshold is not None):
+        return
+    brain_key = ctx.params.get("new_brain_key", pixel_embeddings.DEFAULT_BRAIN_KEY)
+    try:
+        refs = references(ctx)
+        preview = threshold_preview.threshold_preview(find_target(ctx), brain_key, threshold, refs)
+    except ValueError:  # the index or the references are gone since the find
+        return
+    histogram(outputs, "histogram", preview.bin_edges, preview.counts, threshold, _histogram_title(refs))
 
 
 def _find_outputs(params: dict, counts: dict) -> types.Object:
@@ -319,7 +342,8 @@ def find_exact_outputs(params: dict) -> types.Property:
     return types.Property(outputs)
 
 
-def find_approx_outputs(params: dict) -> types.Property:
+def find_approx_outputs(ctx) -> types.Property:
+    params = ctx.params
     outputs = _find_outputs(params, {"num_images_with_approx_dups": "Images in near-duplicate groups",
                                      "num_dups": "Duplicates deduplication would remove",
                                      "num_groups": "Groups"})
@@ -332,6 +356,7 @@ def find_approx_outputs(params: dict) -> types.Property:
         outputs.int("num_rejected", label="Candidate pairs verification found to be different photos")
         outputs.int("num_kept_apart", label="Pairs your review marked not duplicates")
     _where_outputs(outputs)
+    _new_index_histogram(ctx, outputs)
     return types.Property(outputs)
 
 

@@ -88,7 +88,7 @@ class _NewIndex:
         prop = inputs.str("new_brain_key", default=pixel_embeddings.DEFAULT_BRAIN_KEY,
                           label="Brain key of the new index",
                           description="The whole dataset is indexed as a regular similarity brain "
-                          "run; run find again afterwards to see the distance histogram")
+                          "run; the find's output shows its distance histogram")
         error = _taken_key_error(ctx.dataset, ctx.params)
         if error:
             prop.invalid = True

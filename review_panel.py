@@ -34,8 +34,9 @@ HELP = (
     "Review duplicate groups one at a time, most doubtful first. **Keep all** remembers that "
     "the samples are not duplicates (stored in `dedup_kept_apart`), **Keep this one** marks "
     "the others to delete, **Apply** deletes every marked sample in one bulk delete. "
-    "Keyboard: Tab to the group slider and press an arrow key; the App rebuilds the slider "
-    "after each step, so focus it again for the next one."
+    "Keyboard: Tab to **Next** (or **Previous**) and press Space; the button keeps the focus, "
+    "so each Space steps on once the panel has redrawn. The group slider takes arrow keys, but the App rebuilds it after "
+    "each step, so focus it again for the next one."
 )
 NO_RESULT = (
     "### No duplicates to review\n\nRun **Dedup: Find exact duplicates** or **Dedup: Find "

@@ -195,10 +195,26 @@ def run_from_palette(page, label):
     open_palette(page, label).get_by_text(label, exact=True).click()
 
 
+def prompt(page):
+    """The operator's form or output dialog."""
+    return page.locator("[data-cy=operators-prompt-modal]")
+
+
+def execute_button(page):
+    """The form's Execute button, once the form has been resolved."""
+    button = prompt(page).get_by_role("button", name="Execute")
+    expect(button).to_be_enabled()
+    return button
+
+
+def close_output(page):
+    prompt(page).get_by_role("button", name="Close").click()
+    expect(prompt(page)).to_be_hidden()
+
+
 def output_value(page, label):
     """The value next to ``label:`` in an operator's output panel."""
-    prompt = page.locator("[data-cy=operators-prompt-modal]")
-    return prompt.get_by_text(f"{label}:", exact=True).locator("xpath=following-sibling::p[1]")
+    return prompt(page).get_by_text(f"{label}:", exact=True).locator("xpath=following-sibling::p[1]")
 
 
 def group_members(page, tile):

@@ -6,8 +6,11 @@ Headless Chromium (Debian's) via Playwright, against the App server on
 README's screenshots: DEDUP_SCREENSHOTS_DIR=docs ./run.sh test tests/test_app_browser.py
 """
 
+import io
 import re
 
+import numpy as np
+from PIL import Image
 from playwright.sync_api import expect
 
 from app_support import (  # noqa: F401  (fixtures)
@@ -17,10 +20,13 @@ from app_support import (  # noqa: F401  (fixtures)
     app_dataset,
     app_url,
     browser,
+    close_output,
+    execute_button,
     group_members,
     open_palette,
     output_value,
     page,
+    prompt,
     run_from_palette,
     shoot,
 )
@@ -28,22 +34,6 @@ from app_support import (  # noqa: F401  (fixtures)
 
 def label(name):
     return OPERATORS[name][0]
-
-
-def prompt(page):
-    return page.locator("[data-cy=operators-prompt-modal]")
-
-
-def execute_button(page):
-    """The form's Execute button, once the form has been resolved."""
-    button = prompt(page).get_by_role("button", name="Execute")
-    expect(button).to_be_enabled()
-    return button
-
-
-def close_output(page):
-    prompt(page).get_by_role("button", name="Close").click()
-    expect(prompt(page)).to_be_hidden()
 
 
 def entry_counts(page):
@@ -85,6 +75,37 @@ def test_browser_lists_the_operators_with_labels_and_icons(page, shoot):
         assert img.evaluate("i => i.decode().then(() => i.naturalWidth)") > 0
     expect(operators_browser.get_by_text(re.compile(r"^Dedup: "))).to_have_count(len(OPERATORS))
     shoot(page, "app-01-operator-browser")
+
+
+def rgb(css: str) -> np.ndarray:
+    return np.array([int(v) for v in re.findall(r"\d+", css)[:3]])
+
+
+def icon_contrast(row) -> float:
+    """The share of the row's icon pixels that stand out from the row's
+    background (0 when the icon is the background's colour)."""
+    icon = row.locator("img")
+    expect(icon).to_be_visible()  # present, not hidden, of non-zero size
+    icon.evaluate("i => i.decode()")  # loaded and drawn
+    background = rgb(row.evaluate("e => getComputedStyle(e).backgroundColor"))
+    pixels = np.asarray(Image.open(io.BytesIO(icon.screenshot())).convert("RGB")).reshape(-1, 3)
+    return float((np.abs(pixels.astype(int) - background).sum(axis=1) > 150).mean())
+
+
+def test_icons_stand_out_on_the_highlighted_palette_row(page, shoot):
+    rows = open_palette(page, "dedup").locator("img").locator("xpath=../..")
+    expect(rows).to_have_count(len(OPERATORS))
+    plain = rows.nth(1).evaluate("e => getComputedStyle(e).backgroundColor")
+    for k in range(len(OPERATORS)):
+        if k:
+            page.keyboard.press("ArrowDown")  # the first row starts highlighted
+        row = rows.nth(k)
+        expect(row).not_to_have_css("background-color", plain)
+        assert icon_contrast(row) > 0.05, row.inner_text()
+        if k == 1:
+            shoot(page, "app-11-palette-highlighted-row")
+    rows.nth(0).hover()  # a hovered row is highlighted too
+    assert icon_contrast(rows.nth(0)) > 0.05
 
 
 def test_exact_duplicates_found_then_displayed_as_groups(page, shoot):
