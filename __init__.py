@@ -61,7 +61,7 @@ class FindExactDuplicates(_FindOperator):
     workflow = exact_dups.WORKFLOW
     name = "find_exact_duplicate_images"
     label = exact_dups.FIND_LABEL
-    description = "Hash every image file and group byte-identical copies"
+    description = "Find byte-identical copies: hash every image file and group them"
     icon = "/assets/find.svg"
 
     def resolve_input(self, ctx):
@@ -83,7 +83,7 @@ class FindApproximateDuplicates(_FindOperator):
     workflow = approx_dups.WORKFLOW
     name = "find_approximate_duplicate_images"
     label = approx_dups.FIND_LABEL
-    description = "Group near-duplicate images with a similarity index, or build one from pixels"
+    description = "Find near-duplicate images with a similarity index, or one built from pixels"
     icon = "/assets/approx.svg"
 
     def resolve_input(self, ctx):
@@ -126,7 +126,7 @@ class _DisplayOperator(foo.Operator):
     @property
     def config(self):
         return foo.OperatorConfig(name=self.name, label=self.label, icon=self.icon,
-                                  description=f"Show the groups the last {self.workflow.name} find "
+                                  description=f"Grid of the groups the last {self.workflow.name} find "
                                   "left, one tile per group")
 
     def execute(self, ctx):
@@ -172,10 +172,10 @@ class _DeleteOperator(foo.Operator):
 
     @property
     def config(self):
-        what = "all but one per group" if self.keep_representative else "every member of every group"
+        what = ("Keep one per group, delete (or tag) the others" if self.keep_representative
+                else "Remove (or tag) every member of every group, originals too")
         return foo.OperatorConfig(name=self.name, label=self.label, icon=self.icon, dynamic=True,
-                                  description=f"Delete (or tag) {what} of the last "
-                                  f"{self.workflow.name} find's result")
+                                  description=f"{what}, of the last {self.workflow.name} find's result")
 
     def resolve_input(self, ctx):
         return forms.cleanup_form(

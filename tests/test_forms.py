@@ -52,3 +52,14 @@ def test_the_threshold_is_checked_while_typing(near_dataset):
     assert shown["threshold_value"]["type"]["max"] == 2.0  # cosine distances end at 2
     with pytest.raises(fo.operators.executor.ExecutionError, match="less than"):
         run(FIND, near_dataset, sim_choices="sim", threshold_value=3.0)
+
+
+def test_the_palette_lists_the_two_finds_first():
+    """The App's operator browser ranks operators by the first letter of their
+    description (recently used ones first): the finds are the first step."""
+    import image_dedup
+    configs = [op().config for op in image_dedup.OPERATORS + (image_dedup.OpenReviewPanel,)]
+    ranked = sorted(configs, key=lambda c: ord((c.description or c.label)[0]))
+    assert all(c.description for c in configs)
+    assert {c.name for c in ranked[:2]} == {"find_exact_duplicate_images", "find_approximate_duplicate_images"}
+    assert [c.name.split("_")[0] for c in ranked[2:4]] == ["display", "display"]
