@@ -25,7 +25,8 @@ class PairChecks:
 
     Attributes:
         num_kept_apart: candidate pairs the "not duplicates" marks removed
-        num_rejected: candidate pairs verification rejected
+        num_rejected: candidate pairs verification rejected (or left
+            unverified: beyond both images' nearest candidates)
         scores: ``{(i, j): score}`` of every verified pair kept (``i < j``)
     """
 
@@ -51,6 +52,9 @@ class PairChecks:
         return _subset(pairs, ~apart)
 
     def _verified(self, pairs: Pairs) -> Pairs:
+        nearest = verification.nearest_candidates(pairs.i, pairs.j, pairs.dist)
+        self.num_rejected += int((~nearest).sum())
+        pairs = _subset(pairs, nearest)
         paths = self._filepaths()
         scores = verification.verify_pairs([paths[k] for k in pairs.i], [paths[k] for k in pairs.j],
                                            mirror=self.mirror)

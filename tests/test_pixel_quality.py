@@ -34,14 +34,14 @@ def assert_goals(data, result):
           f"hard negatives merged {result['hard_merged_all']:.1%}: {result['hard_counts']}; "
           f"recall per edit {result['edit_recall']}")
     assert result["precision"] >= 0.99
-    # a floor against regressions: measured 0.812 on this split, 0.905 on the full held-out
-    # set, since verification asks a score of 0.7 (safety first: see README)
-    assert result["f1"] >= 0.80
+    # a floor against regressions: measured 0.903 on this split, 0.960 on the full held-out
+    # set (Debian photos too) with the noise-aware, multi-band verification
+    assert result["f1"] >= 0.88
     assert result["hard_merged_all"] <= 0.05
     assert result["hard_counts"]["document"][0] == 0
     assert result["hard_counts"]["flat"][0] == 0
     assert result["edit_recall"]["exact"] == 1.0
-    assert result["edit_recall"]["mirror"] >= 0.8  # measured 0.833 at the 0.7 score
+    assert result["edit_recall"]["mirror"] >= 0.95  # measured 1.00
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_pixel_index_with_verification_meets_goals(heldout, verified):
 
 
 @pytest.mark.xfail(reason="goal not met yet: heavily combined edits (crop + rotation + "
-                   "watermark + JPEG; mirror + noise + sticker) fail verification", strict=False)
+                   "watermark + JPEG) and large watermarks fail verification", strict=False)
 def test_f1_goal(verified):
     assert verified["f1"] >= 0.97
 

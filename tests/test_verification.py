@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import skimage.data
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import eval_photos  # noqa: E402
@@ -47,7 +47,23 @@ def files(tmp_path_factory):
     f["red"] = save(eval_photos.flat_image((200, 30, 30), rng), folder / "red.jpg", 95)
     f["blue"] = save(eval_photos.flat_image((30, 60, 200), rng), folder / "blue.jpg", 95)
     f["red2"] = save(eval_photos.flat_image((200, 30, 30), rng), folder / "red2.jpg", 95)
+    smooth = Image.fromarray(skimage.data.coffee()).filter(ImageFilter.GaussianBlur(4))
+    f["smooth"] = save(smooth, folder / "smooth.jpg", 92)
+    noisy, quality = eval_photos.edit(smooth, "combined_mirror", np.random.default_rng(0))
+    f["smooth_noisy_mirror"] = save(noisy, folder / "smooth_noisy_mirror.jpg", quality)
+    f["tiles0"] = save(tiles([(200, 220, 200), (240, 240, 220), (40, 40, 40), (180, 140, 90)]), folder / "t0.jpg")
+    f["tiles1"] = save(tiles([(60, 60, 60), (230, 230, 230), (150, 200, 150), (120, 120, 200)]), folder / "t1.jpg")
     return f
+
+
+def tiles(colours: list) -> Image.Image:
+    """Four near-flat tiles (a faint gradient each) in a 2 x 2 layout."""
+    pixels = np.zeros((480, 640, 3), np.float32)
+    ramp = np.linspace(0, 12, 320, dtype=np.float32)[None, :, None]
+    for k, colour in enumerate(colours):
+        y, x = (k // 2) * 240, (k % 2) * 320
+        pixels[y:y + 240, x:x + 320] = np.float32(colour) + ramp
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def scores(files, pairs, **kwargs) -> dict:
@@ -61,6 +77,19 @@ def test_same_photo_edited_scores_high(files):
     assert got[("rocket", "rocket_copy")] == 1.0
     for pair, score in got.items():
         assert score >= verification.DEFAULT_MIN_SCORE, (pair, score)
+
+
+def test_noisy_mirrored_copy_of_a_smooth_photo_scores_high(files):
+    """Noise swamps a smooth photo's fine detail: the median filter and the
+    coarser band still see the same photo (0.55 before them)."""
+    got = scores(files, [("smooth", "smooth_noisy_mirror")])
+    assert got[("smooth", "smooth_noisy_mirror")] >= verification.DEFAULT_MIN_SCORE
+
+
+def test_same_layout_with_other_tones_scores_low(files):
+    """Tile edges in the same places correlate; the tiles' tones do not follow
+    one brightness/contrast change."""
+    assert scores(files, [("tiles0", "tiles1")])[("tiles0", "tiles1")] < verification.DEFAULT_MIN_SCORE
 
 
 def test_images_too_flat_to_compare_are_never_confirmed(files):
@@ -93,3 +122,20 @@ def test_scores_are_in_range_and_unreadable_is_zero(files, tmp_path):
     with pytest.raises(ValueError):
         verification.verify_pairs([files["rocket"]], [])
     assert 0 < verification.CANDIDATE_THRESHOLD < 1 and 0 < verification.DEFAULT_MIN_SCORE < 1
+
+
+def test_pairs_scored_in_bounded_chunks_score_the_same(files, monkeypatch):
+    pairs = [("rocket", "rocket_edited"), ("left", "right"), ("doc0", "doc0_small"),
+             ("rocket", "rocket_mirror"), ("doc0", "doc1"), ("burst0", "burst1")]
+    whole = scores(files, pairs)
+    monkeypatch.setattr(verification, "MAX_DECODED", 3)
+    assert scores(files, pairs) == whole
+
+
+def test_each_image_keeps_its_nearest_candidates():
+    i = np.array([0, 0, 0, 1, 1, 2])
+    j = np.array([1, 2, 3, 2, 3, 3])
+    dist = np.array([0.1, 0.2, 0.3, 0.05, 0.4, 0.01])
+    # nearest of 0: (0, 1); of 1: (1, 2); of 2 and of 3: (2, 3)
+    assert verification.nearest_candidates(i, j, dist, k=1).tolist() == [True, False, False, True, False, True]
+    assert verification.nearest_candidates(i, j, dist, k=3).all()
