@@ -16,7 +16,7 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 from . import backend_search, similarity
-from .neighbors import Groups, assign_groups, search_duplicates
+from .neighbors import Groups, assign_groups, exact_distances, search_duplicates
 from .pair_checks import PairChecks
 from .progress import Progress
 from .results import (
@@ -148,6 +148,7 @@ def find_approximate_duplicates(
         progress=progress,
         pair_filter=checks,
     )
+    found = checks.joined(found, lambda a, b: exact_distances(rows.embeddings, a, b, rows.metric))
     counts = _save_groups(dataset, rows.sample_ids, found, checks.member_scores(found.rep) if verify else None)
     logger.info("Found %d images in %d near-duplicate groups", *counts)
     return ApproxFindResult(
@@ -182,7 +183,9 @@ def _searches_in_backend(dataset: fo.Dataset, brain_key: str, config, search: st
 def _find_in_backend(samples: SampleCollection, brain_key: str, threshold: float, progress: Progress,
                      verify: bool, mirror: bool) -> ApproxFindResult:
     """The find, with the pairs found by the similarity backend: only the
-    candidate pairs come into this process, never all the vectors."""
+    candidate pairs come into this process, never all the vectors. (So
+    groups that verified pairs link are not joined here: the distances to a
+    new representative would need the vectors.)"""
     dataset = root_dataset(samples)
     index = dataset.load_brain_results(brain_key)
     ids = samples.values("id")

@@ -26,6 +26,7 @@ from .neighbor_search import (  # noqa: F401  (re-exported: the search API)
     PairSearch,
     choose_method,
     degenerate_rows,
+    exact_distances,
     find_pairs,
     make_search,
     max_norm,
@@ -108,6 +109,46 @@ def assign_groups(n: int, pairs: Pairs, threshold: float) -> Groups:
     reps = np.unique(kept[first])
     rep[reps] = reps
     return Groups(rep, rep_dist, threshold)
+
+
+def join_linked_groups(found: Groups, i: np.ndarray, j: np.ndarray,
+                       distance: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Groups:
+    """``found`` with every two groups that a pair ``(i[k], j[k])`` links
+    joined into one, represented by the earliest of their representatives.
+
+    For confirmed pairs (each one checked by comparing the two images): the
+    greedy rule splits the copies of one photo into several groups when
+    some copies were not confirmed with each other (a crop and a rotated
+    copy share too little), although each was confirmed with another copy.
+
+    Args:
+        found: the grouping
+        i: first positions of the linking pairs
+        j: second positions
+        distance: ``distance(a, b)`` of position arrays, to re-measure the
+            members whose representative changes
+
+    Returns:
+        :class:`Groups`
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n, rep = len(found.rep), found.rep
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    both = (rep[i] >= 0) & (rep[j] >= 0) & (rep[i] != rep[j])
+    if not both.any():
+        return found
+    graph = coo_matrix((np.ones(int(both.sum())), (rep[i[both]], rep[j[both]])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    grouped = np.nonzero(rep >= 0)[0]
+    earliest = np.full(n, n, dtype=np.int64)
+    np.minimum.at(earliest, component[rep[grouped]], rep[grouped])
+    new_rep, new_dist = rep.copy(), found.dist.copy()
+    new_rep[grouped] = earliest[component[rep[grouped]]]
+    moved = grouped[new_rep[grouped] != rep[grouped]]
+    new_dist[moved] = distance(moved, new_rep[moved])
+    return found._replace(rep=new_rep, dist=new_dist)
 
 
 def tune_threshold(n: int, pairs: Pairs, num_keep: int, max_dist: float) -> float:

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from . import review_marks, verification
-from .neighbors import Pairs
+from .neighbors import Groups, Pairs, join_linked_groups
 from .results import SampleCollection
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,14 @@ class PairChecks:
             by_id = dict(zip(*self.samples.values(["id", "filepath"])))
             self._paths = [by_id[i] for i in self.ids]
         return self._paths
+
+    def joined(self, found: Groups, distance) -> Groups:
+        """``found`` with the groups that verified pairs link joined
+        (:func:`neighbors.join_linked_groups`); as found without verification."""
+        if not self.verify or not self.scores:
+            return found
+        i, j = np.array(list(self.scores), dtype=np.int64).T
+        return join_linked_groups(found, i, j, distance)
 
     def member_scores(self, rep: np.ndarray) -> list:
         """The verification score of each grouped sample with its

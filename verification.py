@@ -89,7 +89,7 @@ TONE_TOLERANCE = (6.0, 0.05)  # a cell's mean may miss the global change by 6 le
 TONE_SATURATED = 240.0  # cells this bright in a channel: clipped by a brightened copy
 NOISE_GRID = 16
 MAX_NOISE_VARIANCE = 4.0
-MAX_DECODED = 1024  # images held decoded at once by verify_pairs
+MAX_DECODED = 512  # images held decoded at once by verify_pairs (~1 MB each)
 MAX_CANDIDATES_PER_IMAGE = 10  # see nearest_candidates
 SURE_SCORE = 0.9  # no other alignment or orientation is tried past this
 REFINE_FROM = 0.2  # scores from here up to DEFAULT_MIN_SCORE get a refined alignment
@@ -117,7 +117,6 @@ class _Image:
         self.rgb = rgb.astype(np.uint8)
         denoised = cv2.medianBlur(np.clip(self.grey, 0, 255).astype(np.uint8), 3).astype(np.float32)
         self.bands = [_band(denoised, sigmas) for sigmas in BANDS]
-        self.bands_mirrored = [np.ascontiguousarray(band[:, ::-1]) for band in self.bands]
         self.noise = [_noise_floor(band) for band in self.bands]
         self._features = {}
 
@@ -181,7 +180,7 @@ def _cell_means(values: np.ndarray) -> np.ndarray:
 def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> float:
     ha, wa = a.grey.shape
     hb, wb = b.grey.shape
-    bands_b = b.bands_mirrored if mirrored else b.bands
+    bands_b = [band[:, ::-1] for band in b.bands] if mirrored else b.bands
     mask = cv2.warpAffine(np.ones_like(bands_b[0]), matrix, (wa, ha), flags=cv2.INTER_NEAREST)
     cov_a = float(mask.mean())  # share of a covered by b
     cov_b = cov_a * wa * ha / (abs(np.linalg.det(matrix[:, :2])) * wb * hb)  # share of b inside a

@@ -20,6 +20,8 @@ Methods:
     ``verification.CANDIDATE_THRESHOLD``, kept if
     ``verification.verify_pairs`` scores them ``>= DEFAULT_MIN_SCORE`` or both
     images verify against a common third (``verification.confirm_pairs``).
+    Groups that confirmed pairs link are joined, as the find does
+    (``neighbors.join_linked_groups``).
 
 Usage: ``python benchmarks/quality.py [--install] [--no-apt] [--out DIR]``.
 ``--install`` first installs the Debian packages with photos (root).
@@ -46,7 +48,7 @@ from plugin_import import import_plugin_package  # noqa: E402
 
 import_plugin_package()
 from image_dedup import pixel_embeddings  # noqa: E402
-from image_dedup.neighbors import Groups, Pairs, find_pairs  # noqa: E402
+from image_dedup.neighbors import Groups, Pairs, exact_distances, find_pairs, join_linked_groups  # noqa: E402,E501
 
 try:
     from image_dedup.neighbors import assign_groups
@@ -193,7 +195,10 @@ class Method:
             self.seconds[part + "_verify"] = time.perf_counter() - start
             self.num_candidates = len(pairs.i)
             pairs = subset_pairs(pairs, verification.confirm_pairs(pairs.i, pairs.j, scores))
-            return {t: _assign_groups(n, pairs, search_at + 1e-9) for t in thresholds}
+            groups = _assign_groups(n, pairs, search_at + 1e-9)
+            groups = join_linked_groups(groups, pairs.i, pairs.j,
+                                        lambda a, b: exact_distances(x, a, b, "cosine"))
+            return {t: groups for t in thresholds}
         return {t: _assign_groups(n, pairs, t + 1e-9) for t in thresholds}
 
     def tune(self, data):

@@ -95,6 +95,7 @@ def icon_contrast(row) -> float:
 def test_icons_stand_out_on_the_highlighted_palette_row(page, shoot):
     rows = open_palette(page, "dedup").locator("img").locator("xpath=../..")
     expect(rows).to_have_count(len(OPERATORS))
+    assert all("Find" in rows.nth(k).inner_text() for k in (0, 1))  # the first step comes first
     plain = rows.nth(1).evaluate("e => getComputedStyle(e).backgroundColor")
     for k in range(len(OPERATORS)):
         if k:

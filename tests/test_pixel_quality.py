@@ -4,9 +4,10 @@ with mirrored copies, <= 5% of hard-negative pairs merged, no two distinct
 documents or flat images merged, exact copies always grouped.
 
 The first tests need only what ``pip install`` of the project brings
-(scikit-image and scikit-learn photos); the last one also uses the Debian
-packages' photos and is skipped when they are not installed
-(``python benchmarks/quality.py --install`` installs them)."""
+(scikit-image and scikit-learn photos: 6 held-out photos, too few for the F1
+goal, so a floor guards them); the last one, the issue's goals in full, also
+uses the Debian packages' photos, which ``./run.sh test`` installs (it is
+skipped where they are not installed)."""
 
 import os
 import sys
@@ -28,15 +29,13 @@ def new_method(verify: bool) -> quality.Method:
     return quality.Method("new", embed, fixed=pixel_embeddings.DEFAULT_THRESHOLD)
 
 
-def assert_goals(data, result):
-    """The goals met today (F1 >= 0.97 is not yet: see test_f1_goal)."""
+def assert_goals(data, result, min_f1: float):
+    """The goals, with F1 at least ``min_f1``."""
     print(f"F1 {result['f1']:.3f} (P {result['precision']:.3f}, R {result['recall']:.3f}), "
           f"hard negatives merged {result['hard_merged_all']:.1%}: {result['hard_counts']}; "
           f"recall per edit {result['edit_recall']}")
     assert result["precision"] >= 0.99
-    # a floor against regressions: measured 0.903 on this split, 0.960 on the full held-out
-    # set (Debian photos too) with the noise-aware, multi-band verification
-    assert result["f1"] >= 0.88
+    assert result["f1"] >= min_f1
     assert result["hard_merged_all"] <= 0.05
     assert result["hard_counts"]["document"][0] == 0
     assert result["hard_counts"]["flat"][0] == 0
@@ -65,13 +64,7 @@ def verified(heldout):
 
 
 def test_pixel_index_with_verification_meets_goals(heldout, verified):
-    assert_goals(heldout, verified)
-
-
-@pytest.mark.xfail(reason="goal not met yet: heavily combined edits (crop + rotation + "
-                   "watermark + JPEG) and large watermarks fail verification", strict=False)
-def test_f1_goal(verified):
-    assert verified["f1"] >= 0.97
+    assert_goals(heldout, verified, min_f1=0.90)  # measured 0.928 on these 6 photos
 
 
 def test_embedding_alone_finds_exact_copies_and_mirrors(heldout):
@@ -97,6 +90,6 @@ def test_distances_do_not_depend_on_the_dataset(heldout):
 
 @pytest.mark.skipif(not eval_photos.apt_photos_available(),
                     reason="Debian photo packages not installed (benchmarks/quality.py --install)")
-def test_goals_on_the_debian_photos_too(tmp_path):
+def test_goals_on_the_held_out_photos_with_the_debian_photos(tmp_path):
     data = eval_photos.build_eval_set(str(tmp_path), "heldout", use_apt=True)
-    assert_goals(data, new_method(verify=True).heldout(data))
+    assert_goals(data, new_method(verify=True).heldout(data), min_f1=0.97)  # measured 0.972
