@@ -79,10 +79,10 @@ CELL_MIN_CORRELATION = 0.85
 BANDS = ((0.7, 2.0), (1.5, 4.0), (3.0, 8.0))
 MIN_DETAIL = 1.0  # grey levels: a cell with less detail in both images says nothing
 MIN_TEXTURED_CELLS = 12  # of GRID x GRID: fewer, and a few chance matches would decide
-# 0.5 was tuned on quality.py's tuning photos; at scale (benchmarks/scale_quality.py,
-# 1,500 varied photos cut from wallpapers and other photos) it grouped 14% unrelated
-# pairs (different regions of self-similar wallpapers); 0.7 grouped 3.1%, at the cost
-# of recall. A delete must not rest on a doubtful pair.
+# chosen on quality.py's tuning photos and benchmarks/scale_quality.py's sets: at 0.5
+# unrelated crops of self-similar wallpapers pass (21 pairs among 5,000 photos, 2 at 0.6
+# and 0.7); 0.6 and 0.7 differ by a few copies, and 0.7 keeps a margin from that edge;
+# 0.8 loses copies. A delete must not rest on a doubtful pair.
 DEFAULT_MIN_SCORE = 0.7
 TONE_GAIN = (0.5, 2.0)  # the contrast change a copy may have (edits of +-30% and more)
 TONE_TOLERANCE = (6.0, 0.05)  # a cell's mean may miss the global change by 6 levels + 5%
