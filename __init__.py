@@ -114,7 +114,7 @@ def _approx_criteria(dataset, params: dict, refs, source) -> tuple:
     method = params.get("method_choices", "threshold")
     if refs is not None and method != "threshold":
         raise ValueError("method_choices must be 'threshold' when comparing against references")
-    threshold = params.get("threshold_value", source.default_threshold(dataset, params))
+    threshold = forms.threshold_param(params, source.default_threshold(dataset, params))
     return method, threshold, params.get("dup_fraction", approx_dups.DEFAULT_FRACTION)
 
 

@@ -7,6 +7,7 @@ Every input has a default that keeps the original behaviour; headless
 """
 
 import json
+from typing import Optional
 
 import fiftyone as fo
 import fiftyone.operators.types as types
@@ -222,6 +223,21 @@ def _verification_inputs(ctx, inputs: types.Object, source) -> None:
                 description="Turn off where left and right matter (e.g. text, driving scenes)")
 
 
+def threshold_key(default: float) -> str:
+    """The form's name for the threshold field, one per default value: the
+    App keeps a field's value while its name stays, so choosing an index with
+    another default would leave the old default in the field."""
+    return "threshold_value_" + f"{default:g}".replace(".", "_")
+
+
+def threshold_param(params: dict, default: float) -> Optional[float]:
+    """The threshold the params ask for: ``threshold_value`` (the Python
+    API's name), else the form's field for this default, else the default."""
+    if "threshold_value" in params:
+        return params["threshold_value"]
+    return params.get(threshold_key(default), default)
+
+
 def _threshold_input(ctx, inputs: types.Object, source) -> float:
     """The threshold, checked while the user types against the index's
     metric (cosine distances end at 2)."""
@@ -231,7 +247,7 @@ def _threshold_input(ctx, inputs: types.Object, source) -> float:
     except ValueError:  # the index input says what is wrong
         limit = None
     prop = inputs.float(
-        "threshold_value",
+        threshold_key(default),
         default=default,
         min=0.0,
         max=limit,
@@ -241,7 +257,7 @@ def _threshold_input(ctx, inputs: types.Object, source) -> float:
         f"{verification.CANDIDATE_THRESHOLD} with verification, "
         f"{pixel_embeddings.DEFAULT_THRESHOLD} without)",
     )
-    value = ctx.params.get("threshold_value", default)
+    value = threshold_param(ctx.params, default)
     if value is None:
         prop.invalid = True
         prop.error_message = "Enter a distance threshold"

@@ -10,7 +10,6 @@ from typing import Optional
 
 import fiftyone as fo
 import fiftyone.brain as fob
-import fiftyone.core.brain as fobr
 import fiftyone.operators.types as types
 import fiftyone.zoo as foz
 
@@ -112,9 +111,7 @@ class _NewIndex:
         key = params.get("new_brain_key", pixel_embeddings.DEFAULT_BRAIN_KEY)
         logger.info("Building similarity index '%s' (%s)", key, self.name)
         self.create(dataset, key, params)
-        config = dataset.get_brain_info(key).config
-        setattr(config, KIND_ATTRIBUTE, self.name)
-        fobr.BrainMethod.update_run_config(dataset, key, config)
+        similarity.record_index_kind(dataset, key, self.name)
         return key
 
     def create(self, dataset: fo.Dataset, brain_key: str, params: dict) -> None:
@@ -132,7 +129,7 @@ class PixelIndex(_NewIndex):
     """Perceptual embeddings of the pixels (:mod:`pixel_embeddings`): no
     model, no download."""
 
-    name = "pixels"
+    name = pixel_embeddings.INDEX_KIND
     label = "New index from pixels (built in, no download)"
 
     def default_threshold(self, dataset: fo.Dataset, params: dict) -> float:

@@ -40,6 +40,8 @@ from scipy.fft import dctn
 import fiftyone as fo
 import fiftyone.brain as fob
 
+from . import similarity
+
 THUMBNAIL = 32
 MAX_FREQUENCY = 6  # DCT coefficients with u + v <= this, without DC
 COLOUR_BINS = (4, 5, 5)  # luminance x blue chroma x red chroma cells
@@ -55,6 +57,7 @@ NUM_STRUCTURE = len(_U)
 NUM_COLOUR = int(np.prod(COLOUR_BINS))
 DIM = NUM_STRUCTURE + NUM_COLOUR
 DEFAULT_BRAIN_KEY = "dedup_pixels"
+INDEX_KIND = "pixels"  # recorded on the brain run (similarity.index_kind)
 DEFAULT_THRESHOLD = 0.2  # plain cosine distance (no centring)
 # RGB -> (Y, Cb, Cr), all in 0..255
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -169,7 +172,9 @@ def compute_pixel_similarity(
     """Builds a sklearn similarity index of ``samples`` from pixel embeddings,
     stored as a regular brain run under ``brain_key``.
 
-    Its distances are meant uncentred (see the module docstring).
+    The run records that it is a pixel index, so every find uses its
+    distances uncentred (see the module docstring), verifies candidates and
+    applies the pixel defaults.
 
     Args:
         samples: the dataset or view to index
@@ -181,6 +186,6 @@ def compute_pixel_similarity(
         the :class:`fiftyone.brain.similarity.SimilarityIndex`
     """
     embeddings = embed_images(samples.values("filepath"), num_workers, mirror_invariant)
-    return fob.compute_similarity(
-        samples, embeddings=embeddings, backend="sklearn", brain_key=brain_key
-    )
+    index = fob.compute_similarity(samples, embeddings=embeddings, backend="sklearn", brain_key=brain_key)
+    similarity.record_index_kind(samples, brain_key, INDEX_KIND)
+    return index

@@ -16,7 +16,7 @@ import fiftyone as fo
 
 from .review_groups import Group, forget_orders, mark_order_reviewed
 from .review_marks import (DELETE_FOR_FIELD, REVIEWED_FIELD, ensure_review_fields, drop_marks, has_field,
-                           keep_apart, protected_ids)
+                           keep_apart, protected_ids, update_list_field, without_items)
 
 DEFAULT_TAG = "duplicate"
 _ID_CHUNK = 100_000
@@ -36,12 +36,9 @@ class PendingDeletes(NamedTuple):
 
 def _set_reviewed(dataset: fo.Dataset, group: Group, done: bool = True) -> None:
     ensure_review_fields(dataset)
-    current = dict(zip(*dataset.select(group.ids).values(["id", REVIEWED_FIELD])))
-    values = {}
-    for i, flags in current.items():
-        flags = [f for f in (flags or []) if f != group.result]
-        values[i] = flags + [group.result] if done else (flags or None)
-    dataset.set_values(REVIEWED_FIELD, values, key_field="id")
+    without = without_items(REVIEWED_FIELD, {"$eq": ["$$this", group.result]})
+    flags = {"$concatArrays": [{"$ifNull": [without, []]}, [group.result]]} if done else without
+    update_list_field(dataset, REVIEWED_FIELD, group.ids, flags)
     mark_order_reviewed(group.result, group.key, done)
 
 

@@ -30,6 +30,8 @@ from collections import defaultdict
 from typing import Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
+from bson import ObjectId
+from pymongo import UpdateMany
 
 import fiftyone as fo
 
@@ -242,10 +244,30 @@ def keep_apart(samples: SampleCollection, ids: Sequence[str], result: str = "man
     dataset = samples._root_dataset
     ensure_review_fields(dataset)
     set_id = f"{result}:{key}:{secrets.token_hex(6)}"
-    current = dict(zip(*dataset.select(list(ids)).values(["id", KEPT_APART_FIELD])))
-    dataset.set_values(KEPT_APART_FIELD, {i: list(m or []) + [set_id] for i, m in current.items()},
-                       key_field="id")
+    update_list_field(dataset, KEPT_APART_FIELD, ids, {"$concatArrays": [_list(KEPT_APART_FIELD), [set_id]]})
     return set_id
+
+
+def update_list_field(dataset: fo.Dataset, field: str, ids: Sequence[str], new_value: dict) -> None:
+    """Sets the list ``field`` of the samples ``ids`` to the aggregation
+    expression ``new_value`` (which may read the field), in one database
+    update: nothing is read first (the App server's schema of the dataset can
+    lag behind a field another process added, which failed "no field" there)."""
+    update = UpdateMany({"_id": {"$in": [ObjectId(i) for i in ids]}},
+                        [{"$set": {field: new_value, "last_modified_at": "$$NOW"}}])
+    dataset._bulk_write([update], ids=list(ids))
+
+
+def _list(field: str) -> dict:
+    """The field's list, empty where unset."""
+    return {"$ifNull": [f"${field}", []]}
+
+
+def without_items(field: str, condition: dict) -> dict:
+    """The field's list without the items ``$$this`` meeting ``condition``;
+    None when nothing is left."""
+    kept = {"$filter": {"input": _list(field), "cond": {"$not": [condition]}}}
+    return {"$cond": [{"$eq": [{"$size": kept}, 0]}, None, kept]}
 
 
 def drop_marks(dataset: fo.Dataset, ids: Sequence[str], prefix: str) -> None:
@@ -253,6 +275,5 @@ def drop_marks(dataset: fo.Dataset, ids: Sequence[str], prefix: str) -> None:
     group's keep all added) from the samples ``ids``."""
     if not has_field(dataset, KEPT_APART_FIELD):
         return
-    current = dict(zip(*dataset.select(list(ids)).values(["id", KEPT_APART_FIELD])))
-    values = {i: [s for s in (m or []) if not s.startswith(prefix)] or None for i, m in current.items()}
-    dataset.set_values(KEPT_APART_FIELD, values, key_field="id")
+    starts_with_prefix = {"$eq": [{"$indexOfCP": ["$$this", prefix]}, 0]}
+    update_list_field(dataset, KEPT_APART_FIELD, ids, without_items(KEPT_APART_FIELD, starts_with_prefix))

@@ -16,6 +16,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 import fiftyone as fo
+import fiftyone.core.brain as fobr
 
 from . import embedding_cache
 from .neighbor_search import PAIR_CHUNK, degenerate_rows, row_norms
@@ -95,6 +96,15 @@ def similarity_config(dataset: fo.Dataset, brain_key: Optional[str]):
 def index_kind(config) -> Optional[str]:
     """The source that built an index, if this plugin built it (e.g. "pixels")."""
     return getattr(config, KIND_ATTRIBUTE, None)
+
+
+def record_index_kind(samples: SampleCollection, brain_key: str, kind: str) -> None:
+    """Records on the brain run which source built its index (see
+    :func:`index_kind`), so every later find applies that kind's defaults."""
+    dataset = root_dataset(samples)
+    config = dataset.get_brain_info(brain_key).config
+    setattr(config, KIND_ATTRIBUTE, kind)
+    fobr.BrainMethod.update_run_config(dataset, brain_key, config)
 
 
 def validate_threshold(threshold: Optional[float], metric: str) -> None:

@@ -50,6 +50,12 @@ def form(name: str, dataset, view=None, selected=None, **params) -> dict:
     return prop.to_json()["type"]["properties"]
 
 
+def threshold_field(properties: dict) -> dict:
+    """The approximate form's threshold property (its name follows its default)."""
+    (name,) = [n for n in properties if n.startswith("threshold_value")]
+    return properties[name]
+
+
 def labels(properties: dict) -> list:
     """The labels of the form's notices and warnings."""
     return [p["view"].get("label") for p in properties.values() if p["view"].get("label")]

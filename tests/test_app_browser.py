@@ -141,6 +141,7 @@ def test_approximate_duplicates_found_then_displayed_as_groups(page, shoot):
     page.get_by_role("option", name="pixels", exact=True).click()
     expect(index).to_have_text("pixels")
     threshold = form.locator(".MuiGrid-item", has_text="Images closer than this")
+    expect(threshold.locator("input[type=number]")).to_have_value("0.3")  # the pixel index's default
     threshold.locator("input[type=number]").fill("0.4")
     execute_button(page)
     index.evaluate("e => e.scrollIntoView({block: 'start'})")  # show the histogram too
@@ -149,6 +150,8 @@ def test_approximate_duplicates_found_then_displayed_as_groups(page, shoot):
     expect(output_value(page, "Images in near-duplicate groups")).to_have_text("8")
     expect(output_value(page, "Groups")).to_have_text("4")
     expect(output_value(page, "Distance threshold used")).to_have_text("0.4")
+    expect(output_value(page, "Saved view of the result")).to_have_text("approx_dup_view")
+    expect(output_value(page, "Next")).to_contain_text("Dedup: Review duplicates")
     shoot(page, "app-07-approx-find-result")
     close_output(page)
 

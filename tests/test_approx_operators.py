@@ -134,8 +134,8 @@ def test_non_similarity_brain_run_is_rejected(near_dataset):
 @pytest.mark.parametrize(
     "params, message",
     [
-        (dict(threshold_value=-0.1), "greater than"),
-        (dict(threshold_value=2.5), "less than 2.0"),
+        (dict(threshold_value=-0.1), "between 0 and 2.0"),
+        (dict(threshold_value=2.5), "between 0 and 2.0"),
         (dict(method_choices="fraction", dup_fraction=1.5), "less than"),
         (dict(method_choices="nearest"), "Invalid enum"),
     ],

@@ -4,7 +4,7 @@ the dataset, a find says what it replaces, results say where they are."""
 import pytest
 
 import fiftyone as fo
-from support import form, labels, run
+from support import form, labels, run, threshold_field
 
 FIND = "find_approximate_duplicate_images"
 DISPLAY = "display_approximate_duplicate_groups"
@@ -48,9 +48,9 @@ def test_the_leakage_tag_preselects_a_reference_not_the_targets_own(near_dataset
 
 def test_the_threshold_is_checked_while_typing(near_dataset):
     shown = form(FIND, near_dataset, sim_choices="sim", threshold_value=None)
-    assert shown["threshold_value"]["invalid"] is True
-    assert shown["threshold_value"]["type"]["max"] == 2.0  # cosine distances end at 2
-    with pytest.raises(fo.operators.executor.ExecutionError, match="less than"):
+    assert threshold_field(shown)["invalid"] is True
+    assert threshold_field(shown)["type"]["max"] == 2.0  # cosine distances end at 2
+    with pytest.raises(fo.operators.executor.ExecutionError, match="between 0 and 2.0"):
         run(FIND, near_dataset, sim_choices="sim", threshold_value=3.0)
 
 

@@ -1,8 +1,11 @@
 """Where the similarity comes from: headless calls default as the form does,
 and an index this plugin built keeps the default threshold of its kind."""
 
+import numpy as np
+
 import fiftyone as fo
-from support import form, run, write_image
+import fiftyone.brain as fob
+from support import form, run, threshold_field, write_image
 
 from image_dedup import index_sources, pixel_embeddings, verification
 
@@ -33,10 +36,15 @@ def test_a_pixel_index_picked_as_existing_keeps_the_pixel_default(dataset, tmp_p
     result = run(FIND, dataset, index_source="existing", sim_choices="px").result
     assert result["threshold"] == verification.CANDIDATE_THRESHOLD and result["verified"]
     shown = form(FIND, dataset, index_source="existing", sim_choices="px")
-    assert shown["threshold_value"]["default"] == verification.CANDIDATE_THRESHOLD
+    assert threshold_field(shown)["default"] == verification.CANDIDATE_THRESHOLD
     assert shown["verify"]["default"] is True
-    assert form(FIND, dataset, index_source="existing", sim_choices="px", verify=False)[
-        "threshold_value"]["default"] == pixel_embeddings.DEFAULT_THRESHOLD
+    unverified = form(FIND, dataset, index_source="existing", sim_choices="px", verify=False)
+    assert threshold_field(unverified)["default"] == pixel_embeddings.DEFAULT_THRESHOLD
+    fob.compute_similarity(dataset, embeddings=np.eye(3, 8, dtype=np.float32), backend="sklearn", brain_key="sim")
+    other = form(FIND, dataset, index_source="existing", sim_choices="sim")
+    assert threshold_field(other)["default"] == index_sources.DEFAULT_THRESHOLD
+    # another default, another field name: the App shows the new default when the index changes
+    assert not {name for name in shown if name.startswith("threshold_value")} & set(other)
 
 
 def test_a_taken_new_brain_key_is_flagged_while_typing(near_dataset):

@@ -10,7 +10,7 @@ import pytest
 
 import fiftyone as fo
 from database import free_port
-from support import blocking, form, labels, run, write_image
+from support import blocking, form, labels, run, threshold_field, write_image
 from photo_edits import EDITS, write_photo_set
 
 from image_dedup import pixel_embeddings, verification
@@ -71,10 +71,10 @@ def test_no_index_form_offers_pixels(dataset, tmp_path):
     assert shown["index_source"]["default"] == "pixels"
     assert [c["value"] for c in shown["index_source"]["view"]["choices"]] == ["pixels", "model"]
     assert shown["new_brain_key"]["default"] == "dedup_pixels"
-    assert shown["threshold_value"]["default"] == verification.CANDIDATE_THRESHOLD
+    assert threshold_field(shown)["default"] == verification.CANDIDATE_THRESHOLD
     assert shown["verify"]["default"] is True and shown["mirror"]["default"] is True
     unverified = form(FIND, dataset, verify=False)
-    assert unverified["threshold_value"]["default"] == pixel_embeddings.DEFAULT_THRESHOLD
+    assert threshold_field(unverified)["default"] == pixel_embeddings.DEFAULT_THRESHOLD
     assert any("no similarity index" in label for label in labels(shown))
     assert not blocking(shown)
     assert "model_name" in form(FIND, dataset, index_source="model")
@@ -107,7 +107,7 @@ def test_zoo_model_offline_fails_clearly(dataset, tmp_path, offline):
 @pytest.mark.parametrize("params, message", [
     (dict(index_source="model", model_name="no-such-model"), "is not a FiftyOne zoo model"),
     (dict(index_source="model"), "model_name. Reason: Required"),
-    (dict(index_source="pixels", threshold_value=3.0), "less than 2.0"),
+    (dict(index_source="pixels", threshold_value=3.0), "between 0 and 2.0"),
     (dict(index_source="pixels", new_brain_key=""), "empty or already used"),
 ])
 def test_bad_index_requests_change_nothing(dataset, tmp_path, params, message):
