@@ -116,7 +116,7 @@ def test_deletes_never_touch_references(splits, find, params, dedup):
     (APPROX, dict(sim_choices="sim", compare_to="tag", reference_tag="test", method_choices="fraction"),
      "must be 'threshold' when comparing"),
     (APPROX, dict(sim_choices="sim", view_target="DATASET", compare_to="tag", reference_tag="test",
-                  threshold_value=3.0), "less than 2.0"),
+                  threshold_value=3.0), "between 0 and 2.0"),
 ])
 def test_bad_references_change_nothing(splits, find, params, message):
     with pytest.raises(fo.operators.executor.ExecutionError, match=message):
