@@ -5,11 +5,12 @@ as JSON: FiftyOne's loader (``bson.json_util``) takes seconds per 10,000 x 512
 embeddings. Two things make the plugin's reads fast:
 
 -   the first read of a stored run parses the raw results file itself
-    (:func:`read_stored_results`): the embedding rows with Apache Arrow's
+    (:func:`read_stored_results`), block by block while the next block is
+    read from the database: the embedding rows with Apache Arrow's
     multi-threaded CSV reader (pyarrow), the rest with orjson; both parse
     numbers correctly rounded, as Python's ``float()`` does, so the arrays are
-    identical to FiftyOne's. Without pyarrow the rows go through orjson,
-    without orjson through FiftyOne's own loader;
+    identical to FiftyOne's. Without pyarrow, FiftyOne's own loader reads
+    the run; without orjson, it parses the rest;
 -   that read keeps a binary copy in an uncompressed ``.npz`` file per brain
     run, which later reads load at disk speed.
 
@@ -32,7 +33,8 @@ import logging
 import os
 import tempfile
 import zipfile
-from typing import Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 from bson import json_util
@@ -48,7 +50,7 @@ except ImportError:  # optional: FiftyOne's loader reads the same results
 try:
     import pyarrow
     import pyarrow.csv as pyarrow_csv
-except ImportError:  # optional: the rows are parsed by orjson instead
+except ImportError:  # optional: FiftyOne's loader reads the same results
     pyarrow = pyarrow_csv = None
 
 logger = logging.getLogger(__name__)
@@ -56,8 +58,8 @@ logger = logging.getLogger(__name__)
 CACHE_DIR_ENV = "FIFTYONE_DEDUP_CACHE_DIR"
 # below this many values, reading the JSON results is about as fast
 MIN_CACHED_VALUES = 1_000_000
-# bytes of JSON rows parsed at a time: bounds the text copies next to the
-# raw results (about 20 bytes per value)
+# bytes of the stored results read and parsed at a time: bounds the text in
+# memory (about 20 bytes per value); the next block is read while one is parsed
 ROWS_CHUNK_BYTES = 64 << 20
 _EMBEDDINGS_KEY = b'"embeddings": '
 _NUMBER_BYTES = b"0123456789+-.eE,\n"
@@ -162,10 +164,10 @@ def read_stored_results(dataset: fo.Dataset, brain_key: str) -> Optional[tuple]:
         brain_key: the key of a similarity index
 
     Returns:
-        ``(embeddings, sample_ids)`` (float64 ``n x d`` array unless the
-        stored values are all integers, and an array of ``n`` id strings),
-        or None if the run is not an sklearn index whose embeddings are in
-        its results, or its results are not in the expected form
+        ``(embeddings, sample_ids)`` (a float64 ``n x d`` array and an
+        array of ``n`` id strings), or None if the run is not an sklearn
+        index whose embeddings are in its results, pyarrow is missing, or
+        the results are not in the expected form (integers only, NaN...)
     """
     run_doc = dataset._doc.brain_methods.get(brain_key)
     config = dataset.get_brain_info(brain_key).config
@@ -175,36 +177,89 @@ def read_stored_results(dataset: fo.Dataset, brain_key: str) -> Optional[tuple]:
         or config.method != "sklearn"
         or config.embeddings_field is not None
         or config.patches_field is not None
+        or pyarrow_csv is None
     ):
         return None
-    run_doc.results.seek(0)
-    raw = run_doc.results.read()
     try:
-        return _parse_results(raw)
+        stream = run_doc.results.get()
+        stream.seek(0)
+        return _parse_results(_blocks(stream))
     except Exception as e:  # any surprise: FiftyOne's loader decides
         logger.debug("Fast read of brain run '%s' failed (%s); using FiftyOne's", brain_key, e)
         return None
 
 
-def _parse_results(raw: bytes) -> Optional[tuple]:
+def _blocks(stream) -> Iterator[bytes]:
+    """The rest of ``stream`` in blocks of :data:`ROWS_CHUNK_BYTES`; the next
+    block is read in a thread while the caller parses the current one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(stream.read, ROWS_CHUNK_BYTES)
+        while True:
+            block = pending.result()
+            if not block:
+                return
+            pending = pool.submit(stream.read, ROWS_CHUNK_BYTES)
+            yield block
+
+
+def _parse_results(blocks: Iterable[bytes]) -> Optional[tuple]:
     """``(embeddings, sample_ids)`` from the JSON that FiftyOne stores for an
-    sklearn index (``json_util.dumps`` of its ``serialize()``), or None."""
-    key = raw.find(_EMBEDDINGS_KEY)
+    sklearn index (``json_util.dumps`` of its ``serialize()``), given in
+    consecutive blocks of bytes, or None.
+
+    Args:
+        blocks: the stored file's bytes, in order, cut anywhere
+
+    Returns:
+        ``(embeddings, sample_ids)`` as :func:`read_stored_results`, or None
+        if the text is not in the expected form
+    """
+    blocks = iter(blocks)
+    text, key = b"", -1
+    while key < 0 or len(text) < key + len(_EMBEDDINGS_KEY) + 2:
+        block = next(blocks, None)
+        if block is None:
+            return None
+        text += block
+        key = text.find(_EMBEDDINGS_KEY)
     start = key + len(_EMBEDDINGS_KEY)
-    if key < 0 or raw[start : start + 2] != b"[[":
+    if text[start : start + 2] != b"[[":
         return None
-    # rows hold only numbers: the first "]]" closes the list of rows
-    end = raw.find(b"]]", start) + 2
-    rest = _loads(raw[:start] + b"null" + raw[end:])
+    head, text = text[:start], text[start:]
+    rows, dim, fractional = [], None, False
+    while True:
+        # rows hold only numbers: the "]]" after the last "], [" closes the
+        # list of rows (searched from there only: "]" ends every row; should
+        # another list follow, the text taken as rows has quotes and is declined)
+        last = text.rfind(b"], [")
+        end = text.find(b"]]", max(last, 0))
+        cut = end + 2 if end >= 0 else last + 3  # after "], "
+        if cut > 2:  # at least one whole row
+            if dim is None:
+                dim = text.count(b",", 0, text.find(b"]")) + 1
+            # "[a, b], [c, d]]" -> "\na,b,\nc,d" (+ ","): one row per line, each
+            # ending with an empty field, so that Arrow rejects ragged rows
+            chunk, text = text[:cut].translate(_ROW_TABLE, b" ]"), text[cut:]
+            chunk += b"," if end >= 0 else b""
+            if chunk.translate(None, _NUMBER_BYTES):
+                return None  # NaN, Infinity: FiftyOne's loader reads those
+            fractional = fractional or b"." in chunk or b"e" in chunk or b"E" in chunk
+            rows.append(_arrow_rows(chunk, dim))
+        if end >= 0:
+            break
+        block = next(blocks, None)
+        if block is None:
+            return None
+        text += block
+    rest = _loads(head + b"null" + text + b"".join(blocks))
     if not isinstance(rest, dict) or "embeddings" not in rest or rest["embeddings"] is not None:
         return None
-    if rest.get("label_ids") is not None:
-        return None
+    if rest.get("label_ids") is not None or not fractional:
+        return None  # integers only: FiftyOne's loader gives int64
     sample_ids = np.array(rest["sample_ids"])
-    embeddings = _parse_rows(raw, start, end, len(sample_ids))
-    if embeddings is None or len(embeddings) != len(sample_ids):
+    if sum(len(r) for r in rows) != len(sample_ids):
         return None
-    return embeddings, sample_ids
+    return (rows[0] if len(rows) == 1 else np.concatenate(rows)), sample_ids
 
 
 def _loads(text: bytes):
@@ -215,42 +270,15 @@ def _loads(text: bytes):
     return json_util.loads(text.decode())
 
 
-def _parse_rows(raw: bytes, start: int, end: int, n: int) -> Optional[np.ndarray]:
-    """The ``n`` rows of numbers in ``raw[start:end]`` (``[[a, b], [c, d]]``),
-    as ``np.array`` makes them from the parsed lists (float64), or None if
-    they are not plain decimal numbers with at least one fraction or
-    exponent (``NaN``, ``Infinity``, integers only: FiftyOne's loader reads
-    those)."""
-    if pyarrow_csv is None:
-        rows = np.array(_loads(raw[start:end]))
-        return rows if rows.dtype == np.float64 else None
-    dim = raw.count(b",", start, raw.find(b"]", start)) + 1
-    out = np.empty((n, dim), dtype=np.float64)
-    row, pos, fractional = 0, start, False
-    while pos < end:
-        cut = raw.find(b"], [", min(pos + ROWS_CHUNK_BYTES, end), end)
-        cut = end if cut < 0 else cut + 3  # after "], ": the chunk's rows end with ","
-        # "[a, b], [c, d]]" -> "\na,b,\nc,d" (+ ","): one row per line, each
-        # ending with an empty field, so that Arrow rejects ragged rows
-        text = raw[pos:cut].translate(_ROW_TABLE, b" ]") + (b"," if cut == end else b"")
-        if text.translate(None, _NUMBER_BYTES):
-            return None
-        fractional = fractional or b"." in text or b"e" in text or b"E" in text
-        rows = _arrow_rows(text, dim)
-        if row + len(rows) > n:
-            return None
-        out[row : row + len(rows)] = rows
-        row, pos = row + len(rows), cut
-    return out if row == n and fractional else None
-
-
 def _arrow_rows(text: bytes, dim: int) -> np.ndarray:
-    """Lines of ``dim`` comma-separated numbers and a trailing comma, parsed
-    by Arrow's CSV reader (correctly rounded, like Python's ``float()``)."""
+    """Lines of ``dim`` comma-separated numbers and a trailing empty field,
+    parsed by Arrow's CSV reader (correctly rounded, like Python's
+    ``float()``) into a float64 array; ragged lines raise."""
     names = [f"c{k}" for k in range(dim + 1)]
     table = pyarrow_csv.read_csv(
         pyarrow.py_buffer(text),
         read_options=pyarrow_csv.ReadOptions(column_names=names, block_size=16 << 20),
+        parse_options=pyarrow_csv.ParseOptions(quote_char=False, double_quote=False, escape_char=False),
         convert_options=pyarrow_csv.ConvertOptions(
             column_types={name: pyarrow.float64() for name in names[:dim]},
             include_columns=names[:dim],
@@ -258,7 +286,4 @@ def _arrow_rows(text: bytes, dim: int) -> np.ndarray:
             strings_can_be_null=False,
         ),
     )
-    rows = np.empty((table.num_rows, dim), dtype=np.float64)
-    for k, column in enumerate(table.columns):
-        rows[:, k] = column.to_numpy()
-    return rows
+    return np.column_stack([column.to_numpy() for column in table.columns])

@@ -164,20 +164,26 @@ def test_fast_read_is_identical_to_fiftyones_loader(dataset, make):
     assert np.array_equal(fast[0], emb)
 
 
-@pytest.mark.parametrize("parser", ["arrow chunks", "orjson", "json_util"])
+@pytest.mark.parametrize("parser", ["arrow, blocks of 1000 bytes", "json_util for the rest"])
 def test_every_parser_gives_the_same_arrays(dataset, monkeypatch, parser):
     emb = awkward_values(300, 16, seed=2)
     dataset.add_samples([fo.Sample(filepath=f"/img/{k:05d}.jpg") for k in range(300)])
     fob.compute_similarity(dataset, embeddings=emb, backend="sklearn", brain_key="sim")
-    if parser == "arrow chunks":
-        monkeypatch.setattr(embedding_cache, "ROWS_CHUNK_BYTES", 1000)  # ~50 chunks
+    if parser == "json_util for the rest":
+        monkeypatch.setattr(embedding_cache, "orjson", None)
     else:
-        monkeypatch.setattr(embedding_cache, "pyarrow_csv", None)
-        if parser == "json_util":
-            monkeypatch.setattr(embedding_cache, "orjson", None)
+        monkeypatch.setattr(embedding_cache, "ROWS_CHUNK_BYTES", 1000)  # ~100 blocks
     fast = embedding_cache.read_stored_results(dataset, "sim")
     assert fast is not None
     assert_identical(fast, fiftyone_embeddings(dataset))
+
+
+def test_without_pyarrow_fiftyones_loader_reads(dataset, cache_dir, monkeypatch):
+    emb = indexed(dataset)
+    monkeypatch.setattr(embedding_cache, "pyarrow_csv", None)
+    dataset.clear_cache()
+    assert embedding_cache.read_stored_results(dataset, "sim") is None
+    assert np.array_equal(fresh_embeddings(dataset)[0], emb)
 
 
 def stored_json(rows, ids=None):
@@ -187,11 +193,25 @@ def stored_json(rows, ids=None):
     return json_util.dumps(d).encode()
 
 
-def parse(raw):
+def parse(raw, block=None):
+    """The fast read of ``raw``, given in blocks of ``block`` bytes (one
+    block: None)."""
+    blocks = [raw[k : k + block] for k in range(0, len(raw), block)] if block else [raw]
     try:
-        return embedding_cache._parse_results(raw)
+        return embedding_cache._parse_results(blocks)
     except Exception:
         return None
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1000])
+def test_the_blocks_may_be_cut_anywhere(block):
+    rows = awkward_values(20, 6, seed=4).tolist()
+    raw = stored_json(rows)
+    whole = parse(raw)
+    assert whole is not None and np.array_equal(whole[0], rows)
+    cut = parse(raw, block)
+    assert np.array_equal(cut[0].view(np.uint8), whole[0].view(np.uint8))
+    assert np.array_equal(cut[1], whole[1])
 
 
 def test_what_the_fast_read_declines():
@@ -204,6 +224,11 @@ def test_what_the_fast_read_declines():
     assert parse(stored_json([[0.5, 1.5]], ids=["a", "b"])) is None  # counts differ
     assert parse(stored_json([])) is None
     assert parse(json.dumps({"embeddings": None}).encode()) is None
+    whole = stored_json([[0.5, 1.5], [2.5, 3.5]])
+    assert parse(whole[: whole.find(b"]]")], block=4) is None  # cut short
+    assert parse(whole[:-60]) is None
+    # a list of lists after the rows: declined (FiftyOne's loader reads it), not misread
+    assert parse(whole[:-1] + b', "extra": [[0.5, 1.5], [2.5, 3.5]]}') is None
 
 
 def test_a_declined_read_falls_back_to_fiftyones_loader(dataset, cache_dir):
