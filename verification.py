@@ -54,6 +54,7 @@ and on ``benchmarks/scale_quality.py``'s 1,500-photo set; the README reports
 """
 
 import hashlib
+import io
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
@@ -104,8 +105,9 @@ class _Image:
 
     def __init__(self, path: str):
         with open(path, "rb") as f:
-            self.digest = hashlib.blake2b(f.read(), digest_size=16).digest()
-        with Image.open(path) as image:
+            data = f.read()
+        self.digest = hashlib.blake2b(data, digest_size=16).digest()
+        with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (SIZE, SIZE))
             image = ImageOps.exif_transpose(image).convert("RGB")
             scale = SIZE / max(image.size)
@@ -122,14 +124,18 @@ class _Image:
 
     def features(self, mirrored: bool):
         if mirrored not in self._features:
-            grey = self.grey[:, ::-1] if mirrored else self.grey
-            grey8 = np.ascontiguousarray(np.clip(grey, 0, 255).astype(np.uint8))
+            grey8 = np.clip(_oriented(self.grey, mirrored), 0, 255).astype(np.uint8)
             orb = cv2.ORB_create(nfeatures=ORB_FEATURES, edgeThreshold=ORB_PATCH, patchSize=ORB_PATCH,
                                  fastThreshold=FAST_THRESHOLD)
             kp, desc = orb.detectAndCompute(grey8, None)
             pts = np.float32([k.pt for k in kp]) if kp else np.empty((0, 2), np.float32)
             self._features[mirrored] = (pts, desc)
         return self._features[mirrored]
+
+
+def _oriented(pixels: np.ndarray, mirrored: bool) -> np.ndarray:
+    """``pixels`` flipped left-right if ``mirrored`` (a contiguous copy)."""
+    return np.ascontiguousarray(pixels[:, ::-1]) if mirrored else pixels
 
 
 def _band(grey: np.ndarray, sigmas: tuple) -> np.ndarray:
@@ -167,20 +173,20 @@ def _stretch(a: _Image, b: _Image) -> np.ndarray:
     return np.float32([[wa / wb, 0, 0], [0, ha / hb, 0]])
 
 
-def _cell_means(values: np.ndarray) -> np.ndarray:
+def _cell_means(values: np.ndarray, grid: int = GRID) -> np.ndarray:
     """The mean of ``values`` (H x W, or H x W x channels) over each cell of
-    a GRID x GRID grid."""
+    a ``grid`` x ``grid`` grid."""
     if values.ndim == 2 or values.shape[2] <= 4:
-        return cv2.resize(values, (GRID, GRID), interpolation=cv2.INTER_AREA)
+        return cv2.resize(values, (grid, grid), interpolation=cv2.INTER_AREA)
     # OpenCV's area resize takes at most 4 channels at uneven scales
-    return np.dstack([_cell_means(np.ascontiguousarray(values[..., k:k + 4]))
+    return np.dstack([_cell_means(np.ascontiguousarray(values[..., k:k + 4]), grid)
                       for k in range(0, values.shape[2], 4)])
 
 
 def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> float:
     ha, wa = a.grey.shape
     hb, wb = b.grey.shape
-    bands_b = [band[:, ::-1] for band in b.bands] if mirrored else b.bands
+    bands_b = [_oriented(band, mirrored) for band in b.bands]
     mask = cv2.warpAffine(np.ones_like(bands_b[0]), matrix, (wa, ha), flags=cv2.INTER_NEAREST)
     cov_a = float(mask.mean())  # share of a covered by b
     cov_b = cov_a * wa * ha / (abs(np.linalg.det(matrix[:, :2])) * wb * hb)  # share of b inside a
@@ -193,11 +199,12 @@ def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> 
     for band_a, band_b, noise_a, noise_b in zip(a.bands, bands_b, a.noise, b.noise):
         warped = cv2.warpAffine(band_b, matrix, (wa, ha), flags=cv2.INTER_LINEAR)
         share = _matched_share(band_a, warped, inside, noise_a, noise_b)
-        if share is not None and weight * share < REFINE_FROM:
+        if share is None:
+            continue  # too little texture in this band: the next, coarser one
+        if weight * share < REFINE_FROM:
             return weight * share  # too low to matter: no need to look at the tones
-        if share is not None:
-            rgb_b = np.ascontiguousarray(b.rgb[:, ::-1]) if mirrored else b.rgb
-            return weight * min(share, _tone_share(a.rgb, cv2.warpAffine(rgb_b, matrix, (wa, ha)), inside))
+        rgb_b = cv2.warpAffine(_oriented(b.rgb, mirrored), matrix, (wa, ha))
+        return weight * min(share, _tone_share(a.rgb, rgb_b, inside))
     return -1.0  # too little texture to say
 
 
@@ -258,8 +265,8 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
 def _noise_floor(band: np.ndarray) -> float:
     """The band's noise variance: that of its smoothest cells, capped (a
     finely textured photo has no smooth cells; its texture is not noise)."""
-    mean = cv2.resize(band, (NOISE_GRID, NOISE_GRID), interpolation=cv2.INTER_AREA)
-    variance = cv2.resize(band * band, (NOISE_GRID, NOISE_GRID), interpolation=cv2.INTER_AREA) - mean * mean
+    mean, mean_square = np.moveaxis(_cell_means(np.dstack((band, band * band)), NOISE_GRID), -1, 0)
+    variance = mean_square - mean * mean
     return float(min(np.quantile(variance, 0.1), MAX_NOISE_VARIANCE))
 
 
@@ -270,9 +277,8 @@ def _refined(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> Option
     Key points fitted on JPEG-damaged, rotated copies can be off by a pixel
     or two, which is enough to decorrelate fine detail; this costs ~10 ms, so
     it runs only for pairs whose first score is in doubt."""
-    grey_b = np.ascontiguousarray(b.grey[:, ::-1]) if mirrored else b.grey
     template = cv2.GaussianBlur(a.grey, (0, 0), 1.0)
-    moving = cv2.GaussianBlur(grey_b, (0, 0), 1.0)
+    moving = cv2.GaussianBlur(_oriented(b.grey, mirrored), (0, 0), 1.0)
     warp = cv2.invertAffineTransform(matrix).astype(np.float32)  # a's frame -> b's
     try:
         _, warp = cv2.findTransformECC(template, moving, warp, cv2.MOTION_AFFINE, ECC_CRITERIA, None, 1)
