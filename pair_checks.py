@@ -52,16 +52,10 @@ class PairChecks:
         return _subset(pairs, ~apart)
 
     def _verified(self, pairs: Pairs) -> Pairs:
-        nearest = verification.nearest_candidates(pairs.i, pairs.j, pairs.dist)
-        self.num_rejected += int((~nearest).sum())
-        pairs = _subset(pairs, nearest)
-        paths = self._filepaths()
-        scores = verification.verify_pairs([paths[k] for k in pairs.i], [paths[k] for k in pairs.j],
-                                           mirror=self.mirror)
-        keep = verification.confirm_pairs(pairs.i, pairs.j, scores)
+        keep, scores = verification.check_candidates(pairs.i, pairs.j, pairs.dist, self._filepaths(), self.mirror)
         self.num_rejected += int((~keep).sum())
         self.scores.update(zip(zip(pairs.i[keep].tolist(), pairs.j[keep].tolist()), scores[keep].tolist()))
-        logger.info("Verified %d candidate pairs: %d confirmed", len(keep), int(keep.sum()))
+        logger.info("Verified %d candidate pairs: %d confirmed", int(np.isfinite(scores).sum()), int(keep.sum()))
         return _subset(pairs, keep)
 
     def _filepaths(self) -> list:

@@ -375,6 +375,32 @@ def _chunks(order: list, paths_a: list, paths_b: list):
         yield chunk
 
 
+def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list,
+                     mirror: bool = True) -> tuple:
+    """Verification of an index's candidate pairs, as a find runs it: the
+    pairs among each image's nearest candidates (:func:`nearest_candidates`)
+    are compared (:func:`verify_pairs`) and confirmed (:func:`confirm_pairs`).
+
+    Args:
+        i: first positions of the candidate pairs
+        j: second positions
+        dist: their distances
+        paths: the image file of each position
+        mirror: a mirrored copy is the same photo
+
+    Returns:
+        ``(keep, scores)``: a boolean mask of the pairs kept, and their
+        float64 scores (NaN where a pair was not compared)
+    """
+    i, j = np.asarray(i), np.asarray(j)
+    compared = np.nonzero(nearest_candidates(i, j, dist))[0]
+    scores = np.full(len(i), np.nan)
+    scores[compared] = verify_pairs([paths[k] for k in i[compared]], [paths[k] for k in j[compared]], mirror)
+    keep = np.zeros(len(i), dtype=bool)
+    keep[compared] = confirm_pairs(i[compared], j[compared], scores[compared])
+    return keep, scores
+
+
 def nearest_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray,
                        k: int = MAX_CANDIDATES_PER_IMAGE) -> np.ndarray:
     """Which candidate pairs to verify: each pair that is among the ``k``

@@ -17,9 +17,10 @@ Methods:
 -   ``pixels (new)``: :mod:`pixel_embeddings` at its ``DEFAULT_THRESHOLD``,
     plain cosine;
 -   ``pixels (new) + verification``: candidates at
-    ``verification.CANDIDATE_THRESHOLD``, kept if
-    ``verification.verify_pairs`` scores them ``>= DEFAULT_MIN_SCORE`` or both
-    images verify against a common third (``verification.confirm_pairs``).
+    ``verification.CANDIDATE_THRESHOLD``, checked as a find checks them
+    (``verification.check_candidates``: each image's nearest candidates
+    compared, kept if they score ``>= DEFAULT_MIN_SCORE`` or both images
+    verify against a common third).
     Groups that confirmed pairs link are joined, as the find does
     (``neighbors.join_linked_groups``).
 
@@ -188,13 +189,11 @@ class Method:
             search_at = verification.CANDIDATE_THRESHOLD
         pairs = find_pairs(x, "cosine", search_at + 1e-9, method="exact")
         if self.verify:
-            pairs = subset_pairs(pairs, verification.nearest_candidates(pairs.i, pairs.j, pairs.dist))
             start = time.perf_counter()
-            paths = np.asarray(data.paths, dtype=object)
-            scores = verification.verify_pairs(list(paths[pairs.i]), list(paths[pairs.j]))
+            keep, scores = verification.check_candidates(pairs.i, pairs.j, pairs.dist, data.paths)
             self.seconds[part + "_verify"] = time.perf_counter() - start
-            self.num_candidates = len(pairs.i)
-            pairs = subset_pairs(pairs, verification.confirm_pairs(pairs.i, pairs.j, scores))
+            self.num_candidates = int(np.isfinite(scores).sum())
+            pairs = subset_pairs(pairs, keep)
             groups = _assign_groups(n, pairs, search_at + 1e-9)
             groups = join_linked_groups(groups, pairs.i, pairs.j,
                                         lambda a, b: exact_distances(x, a, b, "cosine"))
