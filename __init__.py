@@ -9,7 +9,7 @@ operators are given the :class:`results.Workflow` whose result they use.
 import fiftyone.operators as foo
 
 from . import approx_dups, cleanup, exact_dups, find_lock, forms, index_sources, leakage
-from . import representatives
+from . import representatives, threshold_form
 from .results import require_samples
 from .review_panel import OpenReviewPanel, ReviewDuplicatesPanel
 
@@ -114,7 +114,7 @@ def _approx_criteria(dataset, params: dict, refs, source) -> tuple:
     method = params.get("method_choices", "threshold")
     if refs is not None and method != "threshold":
         raise ValueError("method_choices must be 'threshold' when comparing against references")
-    threshold = forms.threshold_param(params, source.default_threshold(dataset, params))
+    threshold = threshold_form.threshold_param(params, source.default_threshold(dataset, params))
     return method, threshold, params.get("dup_fraction", approx_dups.DEFAULT_FRACTION)
 
 

@@ -7,13 +7,12 @@ Every input has a default that keeps the original behaviour; headless
 """
 
 import json
-from typing import Optional
 
 import fiftyone as fo
 import fiftyone.operators.types as types
 
 from . import approx_dups, cleanup, exact_dups, file_hashes, index_sources, leakage, pixel_embeddings
-from . import representatives, results, similarity, threshold_preview, verification
+from . import representatives, results, similarity, threshold_form, threshold_preview
 from .form_widgets import block, choices, dropdown, histogram
 
 REFERENCE_PARAMS = {"saved_view": "reference_view", "tag": "reference_tag", "dataset": "reference_dataset"}
@@ -165,12 +164,12 @@ def find_approx_form(ctx) -> types.Property:
     if not is_leak_check(ctx.params):
         _replaces_notice(ctx, inputs, approx_dups.WORKFLOW)
         _verification_inputs(ctx, inputs, source)
-    method, value = _criterion_input(ctx, inputs, source)
+    method, value = threshold_form.criterion_input(ctx, inputs, source, is_leak_check(ctx.params))
     inputs.bool("show_histogram", default=True, label="Show the distance histogram",
                 description="Searches each sample's nearest neighbour once (cached); a new "
                 "index's histogram is shown with the find's result")
     if brain_key and ctx.params.get("show_histogram", False) and not error and len(target):
-        _preview(inputs, target, brain_key, method, value, refs)
+        threshold_form.preview(inputs, target, brain_key, method, value, refs)
     if brain_key and not is_leak_check(ctx.params):
         choices(ctx, inputs, "search", {"auto": "Automatic", "memory": "In this process",
                                          "backend": "In the vector database"}, "auto",
@@ -223,97 +222,6 @@ def _verification_inputs(ctx, inputs: types.Object, source) -> None:
                 description="Turn off where left and right matter (e.g. text, driving scenes)")
 
 
-def threshold_key(default: float) -> str:
-    """The form's name for the threshold field, one per default value: the
-    App keeps a field's value while its name stays, so choosing an index with
-    another default would leave the old default in the field."""
-    return "threshold_value_" + f"{default:g}".replace(".", "_")
-
-
-def threshold_param(params: dict, default: float) -> Optional[float]:
-    """The threshold the params ask for: ``threshold_value`` (the Python
-    API's name), else the form's field for this default, else the default."""
-    if "threshold_value" in params:
-        return params["threshold_value"]
-    return params.get(threshold_key(default), default)
-
-
-def _threshold_input(ctx, inputs: types.Object, source) -> float:
-    """The threshold, checked while the user types against the index's
-    metric (cosine distances end at 2)."""
-    default = source.default_threshold(ctx.dataset, ctx.params)
-    try:
-        limit = 2.0 if source.metric(ctx.dataset, ctx.params) == "cosine" else None
-    except ValueError:  # the index input says what is wrong
-        limit = None
-    prop = inputs.float(
-        threshold_key(default),
-        default=default,
-        min=0.0,
-        max=limit,
-        label="Distance threshold",
-        description="Images closer than this in the index's metric are duplicates "
-        "(cosine distance: 0 = same direction, 2 = opposite; pixel index: "
-        f"{verification.CANDIDATE_THRESHOLD} with verification, "
-        f"{pixel_embeddings.DEFAULT_THRESHOLD} without)",
-    )
-    value = threshold_param(ctx.params, default)
-    if value is None:
-        prop.invalid = True
-        prop.error_message = "Enter a distance threshold"
-    return value
-
-
-def _criterion_input(ctx, inputs: types.Object, source) -> tuple:
-    """Adds the method (not in a leakage check) and its threshold or
-    fraction input; returns ``(method, value)``."""
-    method = "threshold"
-    if not is_leak_check(ctx.params):
-        method = choices(ctx, inputs, "method_choices",
-                         {"threshold": "Distance threshold", "fraction": "Fraction of duplicates"},
-                         "threshold", "Method")
-    if method == "threshold":
-        return method, _threshold_input(ctx, inputs, source)
-    inputs.float(
-        "dup_fraction",
-        default=approx_dups.DEFAULT_FRACTION,
-        min=0.0,
-        max=1.0,
-        label="Fraction of duplicates",
-        description="The threshold is tuned so that this fraction of images are duplicates "
-        "(0.1 = one image in ten)",
-    )
-    return method, ctx.params.get("dup_fraction", approx_dups.DEFAULT_FRACTION)
-
-
-def _preview(inputs: types.Object, target, brain_key: str, method: str, value, refs) -> None:
-    """The nearest-neighbour distance histogram with the threshold marked,
-    and what the threshold (or the fraction's threshold) would find."""
-    try:
-        threshold = value or 0.0
-        if method == "fraction":
-            threshold = threshold_preview.fraction_threshold(target, brain_key, value or 0.0)
-        preview = threshold_preview.threshold_preview(target, brain_key, threshold or 0.0, refs)
-    except ValueError as e:
-        block(inputs, "bad_index", str(e))
-        return
-    histogram(inputs, "histogram", preview.bin_edges, preview.counts, threshold, _histogram_title(refs))
-    if method == "fraction":
-        label = (f"Fraction {value} removes about {preview.num_dups} samples: "
-                 f"threshold ≈ {threshold:.4g}" if threshold is not None
-                 else f"Fraction {value} removes no samples")
-    elif refs is None:
-        label = (f"At {threshold}: {preview.num_dups} duplicates would be removed "
-                 f"({preview.num_within} samples have a neighbour within it)")
-    else:
-        label = f"At {threshold}: {preview.num_dups} target samples duplicate a reference"
-    inputs.view("preview", types.Notice(label=label))
-
-
-def _histogram_title(refs) -> str:
-    return "Distance to the nearest " + ("reference" if refs is not None else "other sample")
-
-
 def _new_index_histogram(ctx, outputs: types.Object) -> None:
     """After a find that built a new index, the histogram its form could not
     show yet, with the threshold the find used."""
@@ -328,7 +236,7 @@ def _new_index_histogram(ctx, outputs: types.Object) -> None:
         preview = threshold_preview.threshold_preview(find_target(ctx), brain_key, threshold, refs)
     except ValueError:  # the index or the references are gone since the find
         return
-    histogram(outputs, "histogram", preview.bin_edges, preview.counts, threshold, _histogram_title(refs))
+    histogram(outputs, "histogram", preview.bin_edges, preview.counts, threshold, threshold_form.histogram_title(refs))
 
 
 def _find_outputs(params: dict, counts: dict) -> types.Object:
