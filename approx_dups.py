@@ -16,7 +16,7 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 from . import backend_search, similarity
-from .neighbors import Groups, assign_groups, exact_distances, search_duplicates
+from .neighbors import Groups, assign_groups, exact_distances, paired_only, search_duplicates
 from .pair_checks import PairChecks
 from .progress import Progress
 from .results import (
@@ -28,6 +28,7 @@ from .results import (
     require_samples,
     new_run,
     root_dataset,
+    sample_id_array,
     write_values,
 )
 
@@ -188,8 +189,10 @@ def _find_in_backend(samples: SampleCollection, brain_key: str, threshold: float
     new representative would need the vectors.)"""
     dataset = root_dataset(samples)
     index = dataset.load_brain_results(brain_key)
-    ids = samples.values("id")
-    pairs = backend_search.backend_pairs(index, ids, threshold, progress=progress)
+    all_ids = sample_id_array(samples)
+    pairs = backend_search.backend_pairs(index, all_ids, threshold, progress=progress)
+    members, pairs = paired_only(pairs)
+    ids = [x.decode() for x in all_ids[members]]
     checks = PairChecks(samples, ids, verify, mirror)
     found = assign_groups(len(ids), checks(pairs), threshold)
     counts = _save_groups(dataset, ids, found, checks.member_scores(found.rep) if verify else None)
@@ -199,7 +202,7 @@ def _find_in_backend(samples: SampleCollection, brain_key: str, threshold: float
         num_dups=counts.num_dups,
         num_groups=counts.num_groups,
         threshold=threshold,
-        num_not_indexed=max(0, len(ids) - index.total_index_size),
+        num_not_indexed=max(0, len(all_ids) - index.total_index_size),
         verified=verify,
         num_rejected=checks.num_rejected,
         num_kept_apart=checks.num_kept_apart,

@@ -132,7 +132,7 @@ def _conversion(index) -> Callable:
 
 def backend_pairs(
     index,
-    sample_ids: list,
+    sample_ids: np.ndarray,
     max_dist: float,
     progress: Progress = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -145,7 +145,9 @@ def backend_pairs(
         index: a sample-level ``fiftyone.brain.SimilarityIndex`` (metric
             "cosine" or "euclidean")
         sample_ids: the ids to search, in index order (position ``p`` is the
-            sample's number in the result); ids not in the index have no pairs
+            sample's number in the result), as str or as ASCII bytes
+            (:func:`results.sample_id_array`); ids not in the index have no
+            pairs
         max_dist: the largest distance kept, in the index's metric
         progress: optional ``callback(fraction, label)``, called per batch
         batch_size: queries per request to the backend
@@ -160,15 +162,16 @@ def backend_pairs(
     Raises:
         ValueError: for a backend or metric without a known conversion
     """
-    searcher = _searcher(index, sample_ids)
-    n = len(sample_ids)
-    position = {sample_id: p for p, sample_id in enumerate(sample_ids)}
+    ids = np.asarray(sample_ids, dtype="S24")
+    searcher = _searcher(index, ids)
+    n = len(ids)
+    positions = _Positions(ids)
     max_k = max(1, min(searcher.max_k, searcher.size))
     found = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))]
     try:
         for start in range(0, n, batch_size):
-            batch = list(sample_ids[start : start + batch_size])
-            found.extend(_batch_pairs(searcher, batch, position, max_dist, min(k, max_k), max_k))
+            batch = [x.decode() for x in ids[start : start + batch_size]]
+            found.extend(_batch_pairs(searcher, batch, positions, max_dist, min(k, max_k), max_k))
             if progress:
                 done = min(n, start + batch_size)
                 progress(done / n, f"searched {done}/{n} samples in the {searcher.name} backend")
@@ -178,22 +181,42 @@ def backend_pairs(
     return _unique_pairs(i, j, dist, n)
 
 
-def _batch_pairs(searcher, batch, position, max_dist, k, max_k):
-    """Yields ``(i, j, dist)`` arrays of the batch's queries, asking again
-    with a doubled ``k`` for queries whose neighbours may go on."""
+class _Positions:
+    """Positions of ids in an "S24" array, by binary search: 32 bytes per
+    id, where a dict from str ids holds a str object and a slot per id."""
+
+    def __init__(self, ids: np.ndarray):
+        self.order = np.argsort(ids, kind="stable")
+        self.sorted = ids[self.order]
+
+    def __call__(self, ids) -> np.ndarray:
+        """The position of each id (-1 for an id not searched)."""
+        if not len(self.sorted) or not len(ids):
+            return np.full(len(ids), -1, np.int64)
+        wanted = np.asarray(ids, dtype="S")
+        at = np.searchsorted(self.sorted, wanted).clip(max=len(self.sorted) - 1)
+        return np.where(self.sorted[at] == wanted, self.order[at], -1)
+
+
+def _batch_pairs(searcher, batch, positions, max_dist, k, max_k):
+    """Yields one ``(i, j, dist)`` of arrays per round of the batch's
+    queries, asking again with a doubled ``k`` for queries whose neighbours
+    may go on."""
     while batch:
-        more = []
-        for query_id, neighbor_ids, dists in zip(batch, *searcher.query(batch, k)):
+        more, found = [], []
+        query_positions = positions(batch)
+        for p, query_id, neighbor_ids, dists in zip(query_positions, batch, *searcher.query(batch, k)):
             if neighbor_ids is None:
                 continue  # not in the index
             dists = np.asarray(dists, dtype=np.float64)
             if len(dists) >= k and k < max_k and dists.max(initial=-np.inf) <= max_dist:
                 more.append(query_id)
                 continue
-            p = position[query_id]
-            js = np.fromiter((position.get(x, -1) for x in neighbor_ids), np.int64, len(neighbor_ids))
+            js = positions(neighbor_ids)
             keep = (dists <= max_dist) & (js >= 0) & (js != p)
-            yield np.full(int(keep.sum()), p, np.int64), js[keep], dists[keep]
+            found.append((np.full(int(keep.sum()), p, np.int64), js[keep], dists[keep]))
+        if found:
+            yield tuple(np.concatenate(parts) for parts in zip(*found))
         batch, k = more, min(2 * k, max_k)
 
 
@@ -362,8 +385,7 @@ class _SklearnSearcher:
         from sklearn.neighbors import NearestNeighbors
 
         embeddings, ids, _ = index.get_embeddings()
-        wanted = set(sample_ids)
-        in_scope = np.fromiter((x in wanted for x in ids.tolist()), bool, len(ids))
+        in_scope = np.isin(np.asarray(ids, dtype="S24"), sample_ids)
         x = np.asarray(embeddings[in_scope], dtype=np.float64)
         x -= x.mean(axis=0, keepdims=True) if len(x) else 0.0
         self.cosine = index.config.metric == "cosine"

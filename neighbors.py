@@ -72,6 +72,20 @@ def nearest_matches(pairs: Pairs) -> Pairs:
     return Pairs(pairs.i[first], pairs.j[first], pairs.dist[first])
 
 
+def paired_only(pairs: Pairs) -> tuple:
+    """The samples that are in any pair, and the pairs renumbered to
+    positions among them (order kept, so grouping them gives the same groups
+    as grouping all samples: a sample in no pair is in no group).
+
+    Returns:
+        ``(members, pairs)``: the sorted original positions and the
+        renumbered :class:`Pairs`
+    """
+    members, renumbered = np.unique(np.concatenate([pairs.i, pairs.j]), return_inverse=True)
+    i, j = np.split(renumbered.astype(np.int64), 2)
+    return members, Pairs(i, j, pairs.dist)
+
+
 def greedy_duplicates(n: int, pairs: Pairs, threshold: float) -> np.ndarray:
     """The brain's greedy rule: in index order, a sample not yet marked is
     kept and marks every later sample within ``threshold``.

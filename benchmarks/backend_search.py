@@ -7,9 +7,10 @@ Milvus Lite:
 1.  setup (its own process, not measured): N x dim clustered float32 embeddings
     (as benchmarks/steps.py makes them, in chunks) into a Milvus Lite index
     (``backend="milvus"``, ``uri`` = a local file, metric cosine);
-2.  search (a fresh process): ``backend_pairs`` over every sample, then
-    ``neighbors.assign_groups``; wall time and the process's peak RSS when the
-    search ends (the FiftyOne process). Milvus Lite 3 runs inside the process
+2.  search (a fresh process): the plugin's find (``find_approximate_duplicates``
+    with ``search="backend"``: the ids, the backend search, grouping, saving
+    the groups and views); wall time and the process's peak RSS when the
+    find ends (the FiftyOne process). Milvus Lite 3 runs inside the process
     that opens its file, so here it serves the file from its own process
     (``python -m milvus_lite server``, as a Milvus service would), started
     before the timer; its peak RSS is reported separately as
@@ -117,27 +118,40 @@ def setup(n, dim, uri):
 
 
 def search(n, dim, uri, threshold, batch_size, k, out):
+    """The plugin's find on the Milvus index, pointed at the server as at a
+    Milvus service (the brain's config, as ``FIFTYONE_BRAIN_SIMILARITY_MILVUS_URI``
+    would set it). The pairs the
+    backend search returned are kept for the recall check: the find's own
+    call, recorded on its way out."""
     import fiftyone as fo
-    from image_dedup import backend_search, neighbors
+    import fiftyone.brain as fob
+    from image_dedup import approx_dups, backend_search
+
+    server, server_uri = milvus_server(uri)
+    # a run keeps no connection settings: they come from the brain's config
+    fob.brain_config.similarity_backends["milvus"]["uri"] = server_uri
 
     dataset = fo.load_dataset(name_of(n, dim))
-    server, server_uri = milvus_server(uri)
+    search_pairs, recorded = backend_search.backend_pairs, []
+
+    def recording(*args, **kwargs):
+        recorded.append(search_pairs(*args, batch_size=batch_size, k=k, **kwargs))
+        return recorded[-1]
+
+    backend_search.backend_pairs = recording
     try:
         start = time.perf_counter()
-        index = dataset.load_brain_results(BRAIN_KEY, uri=server_uri)
-        ids = dataset.values("id")
-        pairs = backend_search.backend_pairs(index, ids, threshold, batch_size=batch_size, k=k)
-        groups = neighbors.assign_groups(len(ids), pairs, threshold)
+        found = approx_dups.find_approximate_duplicates(dataset, BRAIN_KEY, threshold=threshold, search="backend")
         seconds = time.perf_counter() - start
         result = dict(
             seconds=round(seconds, 2), peak_mb=process_peak_mb(), milvus_peak_mb=children_peak_mb(),
-            num_pairs=len(pairs.i), num_in_groups=int((groups.rep >= 0).sum()),
+            num_pairs=len(recorded[0].i), num_in_groups=found.num_images_with_approx_dups,
             queries_per_second=round(n / seconds),
         )
     finally:
         server.terminate()
         server.wait(timeout=60)
-    np.savez(out, i=pairs.i, j=pairs.j)
+    np.savez(out, i=recorded[0].i, j=recorded[0].j)
     return result
 
 
@@ -186,8 +200,10 @@ def main():
     for kind in ("setup", "search"):
         proc = subprocess.run(
             [sys.executable, __file__, *sys.argv[1:], "--step", kind, uri, out],
-            check=True, capture_output=True, text=True,
+            capture_output=True, text=True,
         )
+        if proc.returncode:
+            sys.exit(f"the {kind} step failed:\n{proc.stderr[-3000:]}")
         result.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     result.update(check(args.n, args.dim, args.threshold, args.sample, out))
     print(json.dumps(result), flush=True)

@@ -13,7 +13,7 @@ import fiftyone.brain as fob
 
 from support import run
 
-from image_dedup import backend_distances, backend_search, neighbors
+from image_dedup import backend_distances, backend_search, neighbors, results
 
 N, DIM = 1200, 32
 # a threshold is only compared where no pair distance is this close to it:
@@ -296,3 +296,19 @@ def test_find_operator_searches_pgvector_in_the_backend_with_the_memory_groups(s
                   threshold_value=threshold, search="backend").result
     assert backend["num_dups"] == memory["num_dups"] > 0
     assert samples.values("approx_dup_group_id") == groups
+
+
+def test_the_backend_find_reads_ids_compactly_in_the_view_order(samples):
+    view = samples.match(fo.ViewField("filepath") > "/img/00100.jpg").sort_by("filepath", reverse=True)
+    ids = results.sample_id_array(view)
+    assert ids.dtype == np.dtype("S24")
+    assert [x.decode() for x in ids] == view.values("id")
+    assert len(results.sample_id_array(samples, batch_size=7)) == N
+    assert len(results.sample_id_array(samples.limit(0))) == 0
+
+
+def test_values_are_written_in_batches(samples):
+    samples.add_sample_field("note", fo.StringField)
+    ids = samples.values("id")[::-1]
+    results.write_values(samples, {"note": [f"n{k}" for k in range(N)]}, ids, batch_size=7)
+    assert samples.values("note")[::-1] == [f"n{k}" for k in range(N)]
