@@ -4,14 +4,15 @@ Two searches find the candidate pairs, and both re-measure every pair they
 report with :func:`exact_distances`:
 
 -   ``"exact"``: the full distance matrix, visited one tile at a time
-    (float32 matrix products); finds every pair;
+    (float32 matrix products); finds every pair. For a threshold, the tiles
+    come from a cheaper bound where it prunes (:mod:`bound_search`);
 -   ``"faiss"`` (:mod:`faiss_search`): an approximate inverted-file index
     queried by range search; much faster for large ``n``, but a pair whose
     two samples fall in distant index cells can be missed.
 
 ``method="auto"`` (the default) takes faiss when it is installed and the exact
 search would compare more than :data:`EXACT_MAX_COMPARISONS` pairs (about
-30,000 samples), else the exact search.
+55,000 samples), else the exact search.
 
 Memory stays bounded: no ``n x n`` matrix is ever built.
 """
@@ -25,10 +26,10 @@ from .progress import Progress
 
 logger = logging.getLogger(__name__)
 
-TILE_ROWS = 2048
-TILE_COLS = 8192
+TILE_ROWS = 1024
+TILE_COLS = 4096
 PAIR_CHUNK = 1 << 12  # float64 rows re-measured at a time: little memory at 1M samples
-EXACT_MAX_COMPARISONS = 450_000_000
+EXACT_MAX_COMPARISONS = 1_500_000_000
 # fraction mode's first guess of a threshold comes from the nearest neighbours
 # of this many sampled rows instead of all rows (exact search, large n)
 GUESS_SAMPLE_ROWS = 2000
@@ -305,12 +306,18 @@ class _ExactSearch(PairSearch):
         return _distance_tiles(self.x, self.sq_x, self.y, self.sq_y, self.progress)
 
     def _candidates(self, max_dist):
-        """Every pair whose tile value may be within ``max_dist``."""
+        """Every pair whose tile value may be within ``max_dist``: from the
+        bound of :mod:`bound_search` where it prunes enough, else from full
+        rows."""
+        from .bound_search import bound_rows  # bound_search builds on this module
+
         sq_norms = (self.sq_x,) if self.y is None else (self.sq_x, self.sq_y)
         limit = _tile_limit(max_dist, *sq_norms)
+        x, y = bound_rows(self.x, self.y, self.sq_x, self.sq_y, limit) or (self.x, self.y)
         found = [(np.empty(0, np.int64), np.empty(0, np.int64))]
-        for row0, col0, tile in self._tiles():
-            r, c = np.nonzero(tile <= limit)
+        for row0, col0, tile in _distance_tiles(x, self.sq_x, y, self.sq_y, self.progress):
+            # a flat index: np.nonzero on a 2-d mask took 16x longer
+            r, c = np.divmod(np.flatnonzero(tile <= limit), tile.shape[1])
             if self.y is None:
                 upper = c + col0 > r + row0
                 r, c = r[upper], c[upper]

@@ -68,7 +68,7 @@ def test_auto_takes_faiss_only_for_large_searches(monkeypatch):
     large = int(np.sqrt(2 * neighbor_search.EXACT_MAX_COMPARISONS)) + 2
     assert neighbor_search.choose_method("auto", 1000) == "exact"
     assert neighbor_search.choose_method("auto", large) == "faiss"
-    assert neighbor_search.choose_method("auto", 1000, num_references=10**6) == "faiss"
+    assert neighbor_search.choose_method("auto", 1000, num_references=2 * 10**6) == "faiss"
     assert neighbor_search.choose_method("exact", 10**7) == "exact"
     with pytest.raises(ValueError):
         neighbor_search.choose_method("hnsw", 10)
