@@ -62,8 +62,9 @@ MIN_CACHED_VALUES = 1_000_000
 # memory (about 20 bytes per value); the next block is read while one is parsed
 ROWS_CHUNK_BYTES = 64 << 20
 _EMBEDDINGS_KEY = b'"embeddings": '
-_NUMBER_BYTES = b"0123456789+-.eE,\n"
-_ROW_TABLE = bytes.maketrans(b"[", b"\n")
+_NUMBER_BYTES = b"0123456789+-.eE\n"
+# "[0.5, 1.5], [" -> "\n0.5\n1.5\n\n\n": one number per line, rows apart by empty lines
+_ROW_TABLE = bytes.maketrans(b"[],", b"\n\n\n")
 
 
 def cache_dir() -> str:
@@ -237,14 +238,14 @@ def _parse_results(blocks: Iterable[bytes]) -> Optional[tuple]:
         if cut > 2:  # at least one whole row
             if dim is None:
                 dim = text.count(b",", 0, text.find(b"]")) + 1
-            # "[a, b], [c, d]]" -> "\na,b,\nc,d" (+ ","): one row per line, each
-            # ending with an empty field, so that Arrow rejects ragged rows
-            chunk, text = text[:cut].translate(_ROW_TABLE, b" ]"), text[cut:]
-            chunk += b"," if end >= 0 else b""
+            chunk, text = text[:cut].translate(_ROW_TABLE, b" "), text[cut:]
             if chunk.translate(None, _NUMBER_BYTES):
                 return None  # NaN, Infinity: FiftyOne's loader reads those
             fractional = fractional or b"." in chunk or b"e" in chunk or b"E" in chunk
-            rows.append(_arrow_rows(chunk, dim))
+            chunk_rows = _arrow_rows(chunk, dim)
+            if chunk_rows is None:
+                return None
+            rows.append(chunk_rows)
         if end >= 0:
             break
         block = next(blocks, None)
@@ -270,20 +271,21 @@ def _loads(text: bytes):
     return json_util.loads(text.decode())
 
 
-def _arrow_rows(text: bytes, dim: int) -> np.ndarray:
-    """Lines of ``dim`` comma-separated numbers and a trailing empty field,
-    parsed by Arrow's CSV reader (correctly rounded, like Python's
-    ``float()``) into a float64 array; ragged lines raise."""
-    names = [f"c{k}" for k in range(dim + 1)]
-    table = pyarrow_csv.read_csv(
+def _arrow_rows(text: bytes, dim: int) -> Optional[np.ndarray]:
+    """Rows of ``dim`` numbers, one number per line and rows apart by empty
+    lines, parsed by Arrow's CSV reader as one column (correctly rounded,
+    like Python's ``float()``) into a float64 ``rows x dim`` array; None if
+    a row does not hold ``dim`` numbers. (One column parses in a third of
+    the time of a column per dimension, and needs no transposing copy.)"""
+    column = pyarrow_csv.read_csv(
         pyarrow.py_buffer(text),
-        read_options=pyarrow_csv.ReadOptions(column_names=names, block_size=16 << 20),
-        parse_options=pyarrow_csv.ParseOptions(quote_char=False, double_quote=False, escape_char=False),
-        convert_options=pyarrow_csv.ConvertOptions(
-            column_types={name: pyarrow.float64() for name in names[:dim]},
-            include_columns=names[:dim],
-            null_values=[],
-            strings_can_be_null=False,
-        ),
-    )
-    return np.column_stack([column.to_numpy() for column in table.columns])
+        read_options=pyarrow_csv.ReadOptions(column_names=["v"], block_size=16 << 20),
+        parse_options=pyarrow_csv.ParseOptions(quote_char=False, double_quote=False, escape_char=False,
+                                               ignore_empty_lines=False),
+        convert_options=pyarrow_csv.ConvertOptions(column_types={"v": pyarrow.float64()}, null_values=[""]),
+    ).column(0)
+    present = column.is_valid().to_numpy(zero_copy_only=False)
+    edges = np.flatnonzero(np.diff(present, prepend=False, append=False))
+    if dim < 1 or not np.all(edges[1::2] - edges[::2] == dim):
+        return None
+    return column.drop_null().to_numpy().reshape(-1, dim)

@@ -221,6 +221,8 @@ def test_what_the_fast_read_declines():
     assert parse(stored_json([[1, 2], [3, 4]])) is None  # integers: int64 in FiftyOne
     assert parse(stored_json([[0.5, 1.5], [2.5]])) is None  # ragged
     assert parse(stored_json([[0.5, 1.5, 2.5], [2.5]])) is None
+    assert parse(stored_json([[0.5, 1.5], [2.5, 3.5, 4.5], [5.5]], ids=["a", "b", "c"])) is None  # 6 = 3 x 2
+    assert parse(stored_json([[0.5, 1.5], [2.5, 3.5]]).replace(b"2.5, ", b"2.5,, ")) is None  # empty value
     assert parse(stored_json([[0.5, 1.5]], ids=["a", "b"])) is None  # counts differ
     assert parse(stored_json([])) is None
     assert parse(json.dumps({"embeddings": None}).encode()) is None
