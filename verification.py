@@ -183,11 +183,18 @@ def _cell_means(values: np.ndarray, grid: int = GRID) -> np.ndarray:
                       for k in range(0, values.shape[2], 4)])
 
 
+def _mirror_first(matrix: np.ndarray, width: int) -> np.ndarray:
+    """The warp that mirrors an image ``width`` pixels wide, then applies
+    ``matrix``: warping by it equals warping the mirrored copy by
+    ``matrix``, without making that copy."""
+    flip = np.float64([[-1, 0, width - 1], [0, 1, 0], [0, 0, 1]])
+    return (np.vstack([matrix, [0, 0, 1]]) @ flip)[:2].astype(np.float32)
+
+
 def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> float:
     ha, wa = a.grey.shape
     hb, wb = b.grey.shape
-    bands_b = [_oriented(band, mirrored) for band in b.bands]
-    mask = cv2.warpAffine(np.ones_like(bands_b[0]), matrix, (wa, ha), flags=cv2.INTER_NEAREST)
+    mask = cv2.warpAffine(np.ones_like(b.grey), matrix, (wa, ha), flags=cv2.INTER_NEAREST)
     cov_a = float(mask.mean())  # share of a covered by b
     cov_b = cov_a * wa * ha / (abs(np.linalg.det(matrix[:, :2])) * wb * hb)  # share of b inside a
     coverage = max(cov_a, min(cov_b, 1.0))
@@ -196,14 +203,15 @@ def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> 
         return 0.0
     inside = cv2.erode(mask, np.ones((5, 5), np.uint8))
     inside[:2], inside[-2:], inside[:, :2], inside[:, -2:] = 0, 0, 0, 0
-    for band_a, band_b, noise_a, noise_b in zip(a.bands, bands_b, a.noise, b.noise):
-        warped = cv2.warpAffine(band_b, matrix, (wa, ha), flags=cv2.INTER_LINEAR)
+    warp_b = _mirror_first(matrix, wb) if mirrored else matrix
+    for band_a, band_b, noise_a, noise_b in zip(a.bands, b.bands, a.noise, b.noise):
+        warped = cv2.warpAffine(band_b, warp_b, (wa, ha), flags=cv2.INTER_LINEAR)
         share = _matched_share(band_a, warped, inside, noise_a, noise_b)
         if share is None:
             continue  # too little texture in this band: the next, coarser one
         if weight * share < REFINE_FROM:
             return weight * share  # too low to matter: no need to look at the tones
-        rgb_b = cv2.warpAffine(_oriented(b.rgb, mirrored), matrix, (wa, ha))
+        rgb_b = cv2.warpAffine(b.rgb, warp_b, (wa, ha))
         return weight * min(share, _tone_share(a.rgb, rgb_b, inside))
     return -1.0  # too little texture to say
 
