@@ -128,12 +128,16 @@ def assign_groups(n: int, pairs: Pairs, threshold: float) -> Groups:
 def join_linked_groups(found: Groups, i: np.ndarray, j: np.ndarray,
                        distance: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Groups:
     """``found`` with every two groups that a pair ``(i[k], j[k])`` links
-    joined into one, represented by the earliest of their representatives.
+    joined into one, represented by the earliest of their representatives;
+    a sample in no group joins the group of a sample it is paired with (two
+    samples in no group stay so: the greedy rule left them apart).
 
     For confirmed pairs (each one checked by comparing the two images): the
     greedy rule splits the copies of one photo into several groups when
     some copies were not confirmed with each other (a crop and a rotated
-    copy share too little), although each was confirmed with another copy.
+    copy share too little), although each was confirmed with another copy;
+    and it leaves a copy out of every group when the one sample it was
+    confirmed with is itself another sample's duplicate.
 
     Args:
         found: the grouping
@@ -150,17 +154,20 @@ def join_linked_groups(found: Groups, i: np.ndarray, j: np.ndarray,
 
     n, rep = len(found.rep), found.rep
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-    both = (rep[i] >= 0) & (rep[j] >= 0) & (rep[i] != rep[j])
-    if not both.any():
+    own = np.where(rep >= 0, rep, np.arange(n))  # the group of each sample, or itself
+    links = (own[i] != own[j]) & ((rep[i] >= 0) | (rep[j] >= 0))
+    if not links.any():
         return found
-    graph = coo_matrix((np.ones(int(both.sum())), (rep[i[both]], rep[j[both]])), shape=(n, n))
+    graph = coo_matrix((np.ones(int(links.sum())), (own[i[links]], own[j[links]])), shape=(n, n))
     _, component = connected_components(graph, directed=False)
-    grouped = np.nonzero(rep >= 0)[0]
+    in_link = np.zeros(n, dtype=bool)
+    in_link[i[links]] = in_link[j[links]] = True
+    members = np.nonzero((rep >= 0) | in_link)[0]
     earliest = np.full(n, n, dtype=np.int64)
-    np.minimum.at(earliest, component[rep[grouped]], rep[grouped])
+    np.minimum.at(earliest, component[own[members]], own[members])
     new_rep, new_dist = rep.copy(), found.dist.copy()
-    new_rep[grouped] = earliest[component[rep[grouped]]]
-    moved = grouped[new_rep[grouped] != rep[grouped]]
+    new_rep[members] = earliest[component[own[members]]]
+    moved = members[new_rep[members] != rep[members]]
     new_dist[moved] = distance(moved, new_rep[moved])
     return found._replace(rep=new_rep, dist=new_dist)
 

@@ -159,12 +159,13 @@ def test_fraction_guess_from_sampled_rows_gives_the_same_groups(monkeypatch, met
 def test_groups_linked_by_a_confirmed_pair_are_joined():
     """Copies of one photo split by the greedy rule (a crop and a rotated copy
     not confirmed with each other) come back together through a pair that
-    was confirmed; unlinked and ungrouped samples stay as they were."""
-    found = neighbors.Groups(rep=np.array([0, 0, 2, 2, -1, -1, 6, 6]),
-                             dist=np.array([0, 0.1, 0, 0.2, 0, 0, 0, 0.3], dtype=np.float32), threshold=0.3)
-    linked = neighbors.join_linked_groups(found, np.array([1, 4, 0]), np.array([3, 5, 1]),
-                                          lambda a, b: (a + b) / 10.0)
-    assert linked.rep.tolist() == [0, 0, 0, 0, -1, -1, 6, 6]
-    np.testing.assert_allclose(linked.dist, [0, 0.1, 0.2, 0.3, 0, 0, 0, 0.3], atol=1e-6)
+    was confirmed, and so does a copy confirmed only with another sample's
+    duplicate; a pair of ungrouped samples and unlinked groups stay."""
+    found = neighbors.Groups(rep=np.array([0, 0, 2, 2, -1, -1, 6, 6, -1]),
+                             dist=np.array([0, 0.1, 0, 0.2, 0, 0, 0, 0.3, 0], dtype=np.float32), threshold=0.3)
+    linked = neighbors.join_linked_groups(found, np.array([1, 4, 0, 7]), np.array([3, 5, 1, 8]),
+                                          lambda a, b: (a + b) / 100.0)
+    assert linked.rep.tolist() == [0, 0, 0, 0, -1, -1, 6, 6, 6]
+    np.testing.assert_allclose(linked.dist, [0, 0.1, 0.02, 0.03, 0, 0, 0, 0.3, 0.14], atol=1e-6)
     unchanged = neighbors.join_linked_groups(found, np.array([0]), np.array([1]), None)
     assert unchanged is found
