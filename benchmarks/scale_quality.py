@@ -516,6 +516,14 @@ def score(manifest: dict, run: dict) -> dict:
     )
 
 
+def _pipeline_verdict(n: int, seconds: float) -> str:
+    """Whether the whole pipeline met its goal, which is set at 50,000
+    photos: a smaller run says nothing about it."""
+    if n != 50_000:
+        return f"not judged at {n:,}"
+    return "met" if seconds <= PIPELINE_GOAL_S else "NOT met"
+
+
 def _s(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
@@ -567,8 +575,7 @@ def report(manifest: dict, run: dict, quality: dict) -> str:
         f"{1000 * verify_s / max(1, quality['candidates']):.1f} ms/pair |",
         f"| · saving fields and views, rest | {_s(save_s + other_s)} | | | |",
         f"| **whole pipeline** | **{_s(total)}** | **{_rate(n, total)}** | {peak:,} | goal <= "
-        f"{PIPELINE_GOAL_S:.0f} s at 50,000: {'met' if total <= PIPELINE_GOAL_S else 'NOT met'}"
-        f"{'' if n == 50_000 else f' (measured at {n:,})'} |",
+        f"{PIPELINE_GOAL_S:.0f} s at 50,000: {_pipeline_verdict(n, total)} |",
         "",
         "| quality | value | goal |",
         "|---|---|---|",
