@@ -218,6 +218,7 @@ def test_what_the_fast_read_declines():
     assert parse(stored_json([[0.5, 1.5], [2.5, 3.5]])) is not None
     assert parse(stored_json([[0.5, float("nan")], [2.5, 3.5]])) is None  # NaN
     assert parse(stored_json([[0.5, float("inf")], [2.5, 3.5]])) is None
+    assert parse(stored_json([[0.5, 1.5], ["2.5", 3.5]])) is None  # a string
     assert parse(stored_json([[1, 2], [3, 4]])) is None  # integers: int64 in FiftyOne
     assert parse(stored_json([[0.5, 1.5], [2.5]])) is None  # ragged
     assert parse(stored_json([[0.5, 1.5, 2.5], [2.5]])) is None
