@@ -183,15 +183,21 @@ def sample_id_array(samples: SampleCollection, batch_size: int = 100_000) -> np.
 
 def replace_fields(dataset: fo.Dataset, fields: tuple) -> None:
     """Clears each ``(name, type)`` sample field, adding it if missing: a new
-    find replaces the previous result. One pass over the samples that have
-    any of them (a pass per field cost a second per 20,000 samples)."""
+    find replaces the previous result. One update of the samples that have
+    any of them (a pass per field cost a second per 20,000 samples; a view's
+    ``clear_sample_fields``, which rewrites them through an aggregation,
+    0.7 s per 13,000)."""
     present = [field for field, _ in fields if dataset.has_sample_field(field)]
     for field, ftype in fields:
         if field not in present:
             dataset.add_sample_field(field, ftype)
     if present:
         having_any = {"$or": [{field: {"$ne": None}} for field in present]}
-        dataset.match(having_any).clear_sample_fields(present)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        dataset._sample_collection.update_many(
+            having_any, {"$set": {**{field: None for field in present}, "last_modified_at": now}}
+        )
+        fo.core.sample.Sample._reload_docs(dataset._sample_collection_name)
 
 
 def write_values(dataset: fo.Dataset, values_by_field: dict, ids: list, batch_size: int = 50_000) -> None:
