@@ -7,21 +7,22 @@ dataset: ``scripts/demo.py`` builds "dedup-demo" and runs its workflows, as
 checks the README that is committed; ``DEDUP_README=<path>`` checks another
 file instead.
 
-Not covered here: ``fo.launch_app`` is replaced by a stand-in session (the App
-itself is driven by the browser tests), so a block may assign
-``session.view``.
+``fo.launch_app`` starts the real App server (on a free port; ``BROWSER``
+set to ``true``, so that no browser window is opened); what the App shows is
+checked by the browser tests.
 """
 
 import importlib.util
 import os
 import re
 import traceback
+import urllib.request
 
 import pytest
 
 import database  # noqa: F401  (a private database before fiftyone is imported)
 import fiftyone as fo
-from database import ROOT
+from database import ROOT, free_port
 
 README = os.environ.get("DEDUP_README", os.path.join(ROOT, "README.md"))
 BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
@@ -46,41 +47,17 @@ def load_demo():
     return module
 
 
-class StandInSession:
-    """What the README may do with a session: open it on a dataset or view,
-    set a view (a DatasetView or None, as fiftyone's Session requires)."""
-
-    def __init__(self, dataset=None, view=None, **kwargs):
-        assert dataset is None or isinstance(dataset, (fo.Dataset, fo.DatasetView))
-        self.dataset = dataset
-        self.view = view
-        self.url = "http://localhost:5151/"
-
-    @property
-    def view(self):
-        return self._view
-
-    @view.setter
-    def view(self, view):
-        if view is not None and not isinstance(view, fo.DatasetView):
-            raise ValueError(f"`Session.view` must be a DatasetView or None; found {type(view)}")
-        self._view = view
-
-    def wait(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-
 @pytest.fixture
 def demo_dataset(tmp_path, monkeypatch):
     before = set(fo.list_datasets())
     demo = load_demo()
     dataset = demo.build_dataset(str(tmp_path / "images"), persistent=True)
     demo.run_workflows(dataset)
-    monkeypatch.setattr(fo, "launch_app", StandInSession)
+    monkeypatch.setenv("BROWSER", "true")  # webbrowser runs `true`: no window, no error
+    monkeypatch.setattr(fo.config, "default_app_address", "127.0.0.1")
+    monkeypatch.setattr(fo.config, "default_app_port", free_port())
     yield dataset
+    fo.close_app()
     for name in set(fo.list_datasets()) - before:  # the demo's and any the README made
         fo.delete_dataset(name)
 
@@ -107,3 +84,5 @@ def test_every_python_block_runs_on_the_demo_dataset(demo_dataset):
             failures.append(f"block at line {line}: {last[-1]}\n" + "\n".join(last[-6:]))
     assert not failures, f"{len(failures)} of {len(blocks)} README blocks failed:\n\n" + \
         "\n\n".join(failures)
+    with urllib.request.urlopen(namespace["session"].url, timeout=30) as response:
+        assert response.status == 200  # the App the README launched is up
