@@ -151,11 +151,19 @@ def test_milvus_pairs_have_index_distances_and_high_recall(samples, tmp_path, me
     true_dist = dict(zip(zip(exact.i.tolist(), exact.j.tolist()), exact.dist.tolist()))
     assert pair_set(pairs) <= set(true_dist)
     assert np.allclose(pairs.dist, [true_dist[p] for p in zip(pairs.i.tolist(), pairs.j.tolist())], atol=1e-5)
-    assert len(pairs.i) >= 0.95 * len(exact.i)
+    assert len(pairs.i) >= 0.99 * len(exact.i)
     # groups: what recall misses may regroup a few samples, no more
     ours = neighbors.assign_groups(N, pairs, threshold).rep
     memory = neighbors.search_duplicates(emb, metric, threshold=threshold, method="exact").rep
     assert np.mean(ours == memory) >= 0.97
+
+
+def test_milvus_searches_at_least_the_measured_ef(samples, tmp_path):
+    """The brain's default ef (10) missed 10% of the pairs at 100,000 samples."""
+    index = milvus_index(samples, tmp_path, clustered(seed=5), "cosine")
+    assert index.config.search_params["HNSW"]["params"]["ef"] < backend_search.MILVUS_MIN_EF
+    searcher = backend_search._searcher(index, np.asarray(samples.values("id"), dtype="S24"))
+    assert searcher.ef == backend_search.MILVUS_MIN_EF
 
 
 def test_milvus_can_not_return_embeddings_so_auto_searches_the_backend(samples, tmp_path):
