@@ -152,7 +152,9 @@ def index_rows(
     mean = np.float64(0.0)
     if center and config.method == "sklearn" and index_kind(config) not in UNCENTRED_KINDS:
         mean = _index_mean(embeddings, np.isfinite(norms) & ~degenerate)
-    rows = np.asarray(embeddings[in_scope], dtype=np.float32)
+    # one float32 copy, changed below (a masked copy first doubled the work
+    # when all are wanted; the index's own array must stay as it is)
+    rows = np.array(embeddings if in_scope.all() else embeddings[in_scope], dtype=np.float32)
     rows -= np.asarray(mean, dtype=np.float32)
     rows[degenerate[in_scope]] = 0.0
     logger.info("Loaded %d embeddings of similarity index '%s'", len(rows), brain_key)
