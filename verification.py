@@ -45,7 +45,7 @@ are still found by the exact workflow.
 
 Cost: about 2-5 ms per pair on one core at the default size (a refined pair
 ~10 ms more), images decoded with Pillow's JPEG draft mode, at most
-:data:`MAX_DECODED` at a time. :func:`nearest_candidates` bounds the pairs to
+:data:`MAX_DECODED` at a time. ``pair_checks.nearest_candidates`` bounds the pairs to
 verify to a few per image.
 
 Every constant here was chosen on ``benchmarks/quality.py``'s tuning photos
@@ -91,7 +91,6 @@ TONE_SATURATED = 240.0  # cells this bright in a channel: clipped by a brightene
 NOISE_GRID = 16
 MAX_NOISE_VARIANCE = 4.0
 MAX_DECODED = 512  # images held decoded at once by verify_pairs (~1 MB each)
-MAX_CANDIDATES_PER_IMAGE = 10  # see nearest_candidates
 SURE_SCORE = 0.9  # no other alignment or orientation is tried past this
 REFINE_FROM = 0.2  # scores from here up to DEFAULT_MIN_SCORE get a refined alignment
 ECC_CRITERIA = (3, 30, 1e-4)  # cv2.TERM_CRITERIA_COUNT | EPS, 30 iterations
@@ -134,7 +133,8 @@ class _Image:
 
 
 def _oriented(pixels: np.ndarray, mirrored: bool) -> np.ndarray:
-    """``pixels`` flipped left-right if ``mirrored`` (a contiguous copy)."""
+    """``pixels`` flipped left-right into a contiguous copy if ``mirrored``,
+    else ``pixels`` itself."""
     return np.ascontiguousarray(pixels[:, ::-1]) if mirrored else pixels
 
 
@@ -381,91 +381,3 @@ def _chunks(order: list, paths_a: list, paths_b: list):
         seen |= new
     if chunk:
         yield chunk
-
-
-def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list,
-                     mirror: bool = True) -> tuple:
-    """Verification of an index's candidate pairs, as a find runs it: the
-    pairs among each image's nearest candidates (:func:`nearest_candidates`)
-    are compared (:func:`verify_pairs`) and confirmed (:func:`confirm_pairs`).
-
-    Args:
-        i: first positions of the candidate pairs
-        j: second positions
-        dist: their distances
-        paths: the image file of each position
-        mirror: a mirrored copy is the same photo
-
-    Returns:
-        ``(keep, scores)``: a boolean mask of the pairs kept, and their
-        float64 scores (NaN where a pair was not compared)
-    """
-    i, j = np.asarray(i), np.asarray(j)
-    compared = np.nonzero(nearest_candidates(i, j, dist))[0]
-    scores = np.full(len(i), np.nan)
-    scores[compared] = verify_pairs([paths[k] for k in i[compared]], [paths[k] for k in j[compared]], mirror)
-    keep = np.zeros(len(i), dtype=bool)
-    keep[compared] = confirm_pairs(i[compared], j[compared], scores[compared])
-    return keep, scores
-
-
-def nearest_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray,
-                       k: int = MAX_CANDIDATES_PER_IMAGE) -> np.ndarray:
-    """Which candidate pairs to verify: each pair that is among the ``k``
-    nearest candidates of either of its two images.
-
-    Candidates at a loose threshold grow with the square of the dataset's
-    size (2.8% of all pairs at 1,500 varied photos); an image's copies are
-    its nearest neighbours, so this keeps the work at most ``2 k`` pairs per
-    image with little loss.
-
-    Args:
-        i: first positions of the candidate pairs
-        j: second positions
-        dist: their distances
-        k: candidates kept per image
-
-    Returns:
-        a boolean mask over the pairs
-    """
-    keep = np.zeros(len(i), dtype=bool)
-    for ends in (np.asarray(i), np.asarray(j)):
-        order = np.lexsort((dist, ends))
-        sorted_ends = ends[order]
-        first = np.searchsorted(sorted_ends, sorted_ends, side="left")
-        rank = np.arange(len(order)) - first
-        keep[order[rank < k]] = True
-    return keep
-
-
-def confirm_pairs(
-    i: np.ndarray, j: np.ndarray, scores: np.ndarray, min_score: float = DEFAULT_MIN_SCORE
-) -> np.ndarray:
-    """Which candidate pairs to keep: those that verify, plus those whose two
-    images both verify against a common third image.
-
-    Two edits of one photo (say a crop and a rotated copy) may overlap too
-    little to verify against each other while each verifies against the
-    original; the greedy grouping, which keeps the first sample in index
-    order, would then split them if the crop came first.
-
-    Args:
-        i: first positions of the candidate pairs
-        j: second positions
-        scores: :func:`verify_pairs` scores of the pairs
-        min_score: the score a pair needs to verify
-
-    Returns:
-        a boolean mask over the pairs
-    """
-    verified = np.asarray(scores) >= min_score
-    linked = {}
-    for a, b in zip(np.asarray(i)[verified].tolist(), np.asarray(j)[verified].tolist()):
-        linked.setdefault(a, set()).add(b)
-        linked.setdefault(b, set()).add(a)
-    keep = verified.copy()
-    for k in np.nonzero(~verified)[0].tolist():
-        a, b = int(i[k]), int(j[k])
-        if linked.get(a, set()) & linked.get(b, set()):
-            keep[k] = True
-    return keep

@@ -18,7 +18,7 @@ Methods:
     plain cosine;
 -   ``pixels (new) + verification``: candidates at
     ``verification.CANDIDATE_THRESHOLD``, checked as a find checks them
-    (``verification.check_candidates``: each image's nearest candidates
+    (``pair_checks.check_candidates``: each image's nearest candidates
     compared, kept if they score ``>= DEFAULT_MIN_SCORE`` or both images
     verify against a common third).
     Groups that confirmed pairs link are joined, as the find does
@@ -57,9 +57,9 @@ except ImportError:  # pragma: no cover - the same rule, if the module moves
     assign_groups = None
 
 try:
-    from image_dedup import verification
+    from image_dedup import pair_checks, verification
 except ImportError:
-    verification = None
+    pair_checks = verification = None
 
 LEGACY_THRESHOLD = 0.3
 
@@ -190,7 +190,7 @@ class Method:
         pairs = find_pairs(x, "cosine", search_at + 1e-9, method="exact")
         if self.verify:
             start = time.perf_counter()
-            keep, scores = verification.check_candidates(pairs.i, pairs.j, pairs.dist, data.paths)
+            keep, scores = pair_checks.check_candidates(pairs.i, pairs.j, pairs.dist, data.paths)
             self.seconds[part + "_verify"] = time.perf_counter() - start
             self.num_candidates = int(np.isfinite(scores).sum())
             pairs = subset_pairs(pairs, keep)

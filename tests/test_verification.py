@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter, ImageOps
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import eval_photos  # noqa: E402
 
-from image_dedup import verification  # noqa: E402
+from image_dedup import pair_checks, verification  # noqa: E402
 
 
 def save(image: Image.Image, path, quality=90) -> str:
@@ -137,5 +137,5 @@ def test_each_image_keeps_its_nearest_candidates():
     j = np.array([1, 2, 3, 2, 3, 3])
     dist = np.array([0.1, 0.2, 0.3, 0.05, 0.4, 0.01])
     # nearest of 0: (0, 1); of 1: (1, 2); of 2 and of 3: (2, 3)
-    assert verification.nearest_candidates(i, j, dist, k=1).tolist() == [True, False, False, True, False, True]
-    assert verification.nearest_candidates(i, j, dist, k=3).all()
+    assert pair_checks.nearest_candidates(i, j, dist, k=1).tolist() == [True, False, False, True, False, True]
+    assert pair_checks.nearest_candidates(i, j, dist, k=3).all()
