@@ -13,7 +13,7 @@ import fiftyone.brain as fob
 
 from support import run
 
-from image_dedup import backend_distances, backend_search, neighbors, results
+from image_dedup import backend_distances, backend_search, backend_searchers, neighbors, results
 
 N, DIM = 1200, 32
 # a threshold is only compared where no pair distance is this close to it:
@@ -161,9 +161,10 @@ def test_milvus_pairs_have_index_distances_and_high_recall(samples, tmp_path, me
 def test_milvus_searches_at_least_the_measured_ef(samples, tmp_path):
     """The brain's default ef (10) missed 10% of the pairs at 100,000 samples."""
     index = milvus_index(samples, tmp_path, clustered(seed=5), "cosine")
-    assert index.config.search_params["HNSW"]["params"]["ef"] < backend_search.MILVUS_MIN_EF
-    searcher = backend_search._searcher(index, np.asarray(samples.values("id"), dtype="S24"))
-    assert searcher.ef == backend_search.MILVUS_MIN_EF
+    assert index.config.search_params["HNSW"]["params"]["ef"] < backend_searchers.MILVUS_MIN_EF
+    ids = np.asarray(samples.values("id"), dtype="S24")
+    searcher = backend_searchers.searcher(index, ids, backend_distances.CONVERSIONS[("milvus", "cosine")])
+    assert searcher.ef == backend_searchers.MILVUS_MIN_EF
 
 
 def test_milvus_can_not_return_embeddings_so_auto_searches_the_backend(samples, tmp_path):
