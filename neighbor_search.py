@@ -60,7 +60,9 @@ def _distance_tiles(x: np.ndarray, sq_x, y=None, sq_y=None, progress: Progress =
     """Yields ``(row0, col0, tile)`` over the matrix of approximate distances
     (cosine distance, or squared euclidean distance) between rows of ``x``
     and rows of ``y``; without ``y``, over the upper triangle of ``x`` against
-    itself, self-distances set to inf. Never holds more than one tile.
+    itself, self-distances set to inf. Never holds more than one tile: each
+    is written over the last (fresh memory for each would cost page faults
+    that take as long as the products), so use a tile before the next.
 
     The float32 matrix-product form loses precision for close pairs; callers
     re-measure what they keep with :func:`exact_distances`.
@@ -69,10 +71,12 @@ def _distance_tiles(x: np.ndarray, sq_x, y=None, sq_y=None, progress: Progress =
     if triangle:
         y, sq_y = x, sq_x
     n = len(x)
+    space = np.empty(min(n, TILE_ROWS) * min(len(y), TILE_COLS), dtype=np.float32)
     for row0 in range(0, n, TILE_ROWS):
         rows = x[row0 : row0 + TILE_ROWS]
         for col0 in range(row0 if triangle else 0, len(y), TILE_COLS):
-            tile = rows @ y[col0 : col0 + TILE_COLS].T
+            cols = y[col0 : col0 + TILE_COLS]
+            tile = np.matmul(rows, cols.T, out=space[: len(rows) * len(cols)].reshape(len(rows), len(cols)))
             if sq_x is None:
                 np.subtract(1.0, tile, out=tile)
             else:
