@@ -5,14 +5,16 @@ as JSON: FiftyOne's loader (``bson.json_util``) takes seconds per 10,000 x 512
 embeddings. Two things make the plugin's reads fast:
 
 -   the first read of a stored run parses the raw results file itself
-    (:func:`read_stored_results`), block by block while the next block is
-    read from the database: the embedding rows with Apache Arrow's
-    multi-threaded CSV reader (pyarrow), the rest with orjson; both parse
+    (:func:`read_stored_results`) in a pipeline: a thread reads the next
+    block from the database while this one is cut into chunks of whole rows,
+    which worker threads parse with Apache Arrow's CSV reader (pyarrow);
+    the rest is parsed by orjson. Both parse
     numbers correctly rounded, as Python's ``float()`` does, so the arrays are
     identical to FiftyOne's. Without pyarrow, FiftyOne's own loader reads
     the run; without orjson, it parses the rest;
 -   that read keeps a binary copy in an uncompressed ``.npz`` file per brain
-    run, which later reads load at disk speed.
+    run, which later reads load at disk speed. It is written in a background
+    thread while the find goes on.
 
 An entry is keyed to the stored run: the run document's id, the id of its
 results file and the run's timestamp. Recomputing the index changes all
@@ -58,12 +60,17 @@ logger = logging.getLogger(__name__)
 CACHE_DIR_ENV = "FIFTYONE_DEDUP_CACHE_DIR"
 # below this many values, reading the JSON results is about as fast
 MIN_CACHED_VALUES = 1_000_000
-# bytes of the stored results read and parsed at a time: bounds the text in
-# memory (about 20 bytes per value); the next block is read while one is parsed
-ROWS_CHUNK_BYTES = 64 << 20
+# bytes of the stored results read at a time (about 20 bytes per value): while
+# one block is cut into lines, the next is read and earlier ones are parsed
+ROWS_CHUNK_BYTES = 8 << 20
+PARSE_THREADS = 2
+MAX_PENDING_CHUNKS = 8  # parsed chunks the text may run ahead of: bounds memory
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dedup-cache-write")
+_writes: list = []  # their futures
 _EMBEDDINGS_KEY = b'"embeddings": '
-# "[0.5, 1.5], [" -> "\n0.5\n1.5\n\n\n": one number per line, rows apart by empty lines
-_ROW_TABLE = bytes.maketrans(b"[],", b"\n\n\n")
+# "[[0.5, 1.5], [" -> "  0.5\n 1.5\n\n  ": one number per line (Arrow skips the
+# spaces), rows apart by empty lines; no byte is removed, so offsets stay
+_ROW_TABLE = bytes.maketrans(b"[],", b" \n\n")
 
 
 def cache_dir() -> str:
@@ -99,14 +106,14 @@ def index_embeddings(dataset: fo.Dataset, brain_key: str) -> tuple:
     if stored is not None:
         embeddings, sample_ids = stored
         if embeddings.size >= MIN_CACHED_VALUES:
-            _write(path, embeddings, sample_ids)
+            _write_soon(path, embeddings, sample_ids)
         return embeddings, sample_ids
     index = dataset.load_brain_results(brain_key)
     if index is None:
         raise ValueError(f"Similarity index '{brain_key}' has no results; compute it again")
     embeddings, sample_ids, _ = index.get_embeddings()
     if path and embeddings.size >= MIN_CACHED_VALUES:
-        _write(path, embeddings, sample_ids)
+        _write_soon(path, embeddings, sample_ids)
     return embeddings, np.asarray(sample_ids)
 
 
@@ -131,6 +138,20 @@ def _read(path: str) -> Optional[tuple]:
             return entry["embeddings"], entry["sample_ids"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
+
+
+def wait_for_writes() -> None:
+    """Returns once the entries being written are on disk (the interpreter
+    waits for them too before it exits)."""
+    while _writes:
+        _writes.pop().result()
+
+
+def _write_soon(path: str, embeddings: np.ndarray, sample_ids) -> None:
+    """Writes an entry in a background thread: the find goes on meanwhile
+    (the arrays are never changed in place)."""
+    _writes[:] = [write for write in _writes if not write.done()]
+    _writes.append(_writer.submit(_write, path, embeddings, sample_ids))
 
 
 def _write(path: str, embeddings: np.ndarray, sample_ids) -> None:
@@ -225,41 +246,54 @@ def _parse_results(blocks: Iterable[bytes]) -> Optional[tuple]:
     start = key + len(_EMBEDDINGS_KEY)
     if text[start : start + 2] != b"[[":
         return None
-    head, text = text[:start], text[start:]
-    rows, dim, fractional = [], None, False
-    while True:
-        # rows hold only numbers: the "]]" after the last "], [" closes the
-        # list of rows (searched from there only: "]" ends every row; should
-        # another list follow, the text taken as rows has quotes and is declined)
-        last = text.rfind(b"], [")
-        end = text.find(b"]]", max(last, 0))
-        cut = end + 2 if end >= 0 else last + 3  # after "], "
-        if cut > 2:  # at least one whole row
-            if dim is None:
-                dim = text.count(b",", 0, text.find(b"]")) + 1
-            # anything but numbers (quotes, NaN as {"$numberDouble": "NaN"}) fails
-            # Arrow's parse: declined, FiftyOne's loader reads it
-            chunk, text = text[:cut].translate(_ROW_TABLE, b" "), text[cut:]
-            fractional = fractional or b"." in chunk or b"e" in chunk or b"E" in chunk
-            chunk_rows = _arrow_rows(chunk, dim)
-            if chunk_rows is None:
-                return None
-            rows.append(chunk_rows)
-        if end >= 0:
-            break
-        block = next(blocks, None)
-        if block is None:
-            return None
-        text += block
-    rest = _loads(head + b"null" + text + b"".join(blocks))
+    parsed = _parse_rows(text[start:], blocks)
+    if parsed is None:
+        return None
+    rows, tail = parsed
+    rest = _loads(text[:start] + b"null" + tail + b"".join(blocks))
     if not isinstance(rest, dict) or "embeddings" not in rest or rest["embeddings"] is not None:
         return None
-    if rest.get("label_ids") is not None or not fractional:
-        return None  # integers only: FiftyOne's loader gives int64
-    sample_ids = np.array(rest["sample_ids"])
-    if sum(len(r) for r in rows) != len(sample_ids):
+    if rest.get("label_ids") is not None:
         return None
-    return (rows[0] if len(rows) == 1 else np.concatenate(rows)), sample_ids
+    sample_ids = np.array(rest["sample_ids"])
+    if len(rows) != len(sample_ids):
+        return None
+    return rows, sample_ids
+
+
+def _parse_rows(text: bytes, blocks: Iterator[bytes]) -> Optional[tuple]:
+    """The list of rows that ``text`` starts with (then continued by
+    ``blocks``), cut into chunks of whole rows that worker threads parse
+    while the next chunk is cut; ``(rows, the text after the list)``, or
+    None if the rows are not all fractional numbers of one length."""
+    chunks, dim, fractional = [], None, False
+    with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
+        while True:
+            # rows hold only numbers: the "]]" after the last "], [" closes the
+            # list of rows (searched from there only: "]" ends every row; should
+            # another list follow, the text taken as rows has quotes and is declined)
+            last = text.rfind(b"], [")
+            end = text.find(b"]]", max(last, 0))
+            cut = end + 2 if end >= 0 else last + 2  # after "],"
+            if cut > 1:  # at least one whole row
+                if dim is None:
+                    dim = text.count(b",", 0, text.find(b"]")) + 1
+                fractional = fractional or any(text.find(c, 0, cut) >= 0 for c in (b".", b"e", b"E"))
+                # the translation keeps offsets: the rows are a view of it, not a copy
+                chunk, text = memoryview(text.translate(_ROW_TABLE))[:cut], text[cut:]
+                if len(chunks) >= MAX_PENDING_CHUNKS and not chunks[-MAX_PENDING_CHUNKS].done():
+                    chunks[-MAX_PENDING_CHUNKS].result()
+                chunks.append(pool.submit(_arrow_rows, chunk, dim))
+            if end >= 0:
+                break
+            block = next(blocks, None)
+            if block is None:
+                return None
+            text += block
+        rows = [chunk.result() for chunk in chunks]
+    if not fractional or any(r is None for r in rows):
+        return None  # integers only: FiftyOne's loader gives int64
+    return (rows[0] if len(rows) == 1 else np.concatenate(rows)), text
 
 
 def _loads(text: bytes):
@@ -270,7 +304,7 @@ def _loads(text: bytes):
     return json_util.loads(text.decode())
 
 
-def _arrow_rows(text: bytes, dim: int) -> Optional[np.ndarray]:
+def _arrow_rows(text: memoryview, dim: int) -> Optional[np.ndarray]:
     """Rows of ``dim`` numbers, one number per line and rows apart by empty
     lines, parsed by Arrow's CSV reader as one column (correctly rounded,
     like Python's ``float()``) into a float64 ``rows x dim`` array; None if
@@ -278,7 +312,8 @@ def _arrow_rows(text: bytes, dim: int) -> Optional[np.ndarray]:
     the time of a column per dimension, and needs no transposing copy.)"""
     column = pyarrow_csv.read_csv(
         pyarrow.py_buffer(text),
-        read_options=pyarrow_csv.ReadOptions(column_names=["v"], block_size=16 << 20),
+        read_options=pyarrow_csv.ReadOptions(column_names=["v"], block_size=len(text) + 1,
+                                             use_threads=False),
         parse_options=pyarrow_csv.ParseOptions(quote_char=False, double_quote=False, escape_char=False,
                                                ignore_empty_lines=False),
         convert_options=pyarrow_csv.ConvertOptions(column_types={"v": pyarrow.float64()}, null_values=[""]),

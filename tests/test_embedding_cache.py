@@ -38,6 +38,7 @@ def indexed(dataset, n=2000, seed=0, brain_key="sim"):
 
 
 def entries(cache_dir):
+    embedding_cache.wait_for_writes()  # entries are written in the background
     return sorted(os.listdir(cache_dir))
 
 
