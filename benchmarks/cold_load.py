@@ -1,6 +1,6 @@
 """The first near-duplicate find on an sklearn index in a new process:
 
-    python benchmarks/cold_load.py [--sizes 20000x256,50000x512] [--threshold 0.1]
+    python benchmarks/cold_load.py [--sizes 20000x256,50000x512] [--threshold 0.1] [--repeat 3]
 
 For each size, a persistent dataset with an sklearn index of clustered float32
 embeddings is built once; then, each in its own fresh process:
@@ -14,11 +14,12 @@ embeddings is built once; then, each in its own fresh process:
 -   ``fiftyone_read``: the same read through FiftyOne's loader
     (``load_brain_results(...).get_embeddings()``), for the read alone.
 
-Prints one JSON line per size: seconds, CPU seconds (all threads; on a
-shared machine, wall time over CPU time shows how much the step waited) and
-peak RSS (MB) of each process, the ratio brain / ours, and whether our groups
-equal the brain's (same duplicates; and samples whose representative
-differs).
+``brain`` and ``ours`` run ``--repeat`` times, alternately (the database's
+own background work, such as a checkpoint after the setup, can slow any one
+run). Prints one JSON line per size: the median run of each step (seconds,
+CPU seconds of all threads, peak RSS in MB) with every run's seconds, the
+ratio of the medians brain / ours, and whether our groups equal the brain's
+(same duplicates; and samples whose representative differs).
 """
 
 import argparse
@@ -116,11 +117,18 @@ def run_step(*args):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def median_run(runs: list) -> dict:
+    """The run of median seconds, with every run's seconds."""
+    middle = sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
+    return dict(middle, all_seconds=[round(run["seconds"], 3) for run in runs])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="20000x256,50000x512")
     parser.add_argument("--threshold", type=float, default=0.1)
     parser.add_argument("--method", default="auto", choices=["auto", "exact", "faiss"])
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--step", nargs="+")
     args = parser.parse_args()
     start_database()
@@ -140,8 +148,11 @@ def main():
         n, dim = map(int, size.split("x"))
         setup(n, dim)
         brain_out, ours_out = os.path.join(work, "brain.npy"), os.path.join(work, "ours.npy")
-        brain = run_step("brain", n, dim, args.threshold, brain_out)
-        ours = run_step("ours", n, dim, args.threshold, ours_out, args.method)
+        brains, ours = [], []
+        for _ in range(args.repeat):
+            brains.append(run_step("brain", n, dim, args.threshold, brain_out))
+            ours.append(run_step("ours", n, dim, args.threshold, ours_out, args.method))
+        brain, ours = median_run(brains), median_run(ours)
         read = run_step("fiftyone_read", n, dim)
         theirs, mine = np.load(brain_out), np.load(ours_out)
         print(json.dumps(dict(
