@@ -173,14 +173,11 @@ def _stretch(a: _Image, b: _Image) -> np.ndarray:
     return np.float32([[wa / wb, 0, 0], [0, ha / hb, 0]])
 
 
-def _cell_means(values: np.ndarray, grid: int = GRID) -> np.ndarray:
-    """The mean of ``values`` (H x W, or H x W x channels) over each cell of
-    a ``grid`` x ``grid`` grid."""
-    if values.ndim == 2 or values.shape[2] <= 4:
-        return cv2.resize(values, (grid, grid), interpolation=cv2.INTER_AREA)
-    # OpenCV's area resize takes at most 4 channels at uneven scales
-    return np.dstack([_cell_means(np.ascontiguousarray(values[..., k:k + 4]), grid)
-                      for k in range(0, values.shape[2], 4)])
+def _cell_means(*layers: np.ndarray, grid: int = GRID) -> list:
+    """The mean of each layer (H x W, or H x W x 3) over each cell of a
+    ``grid`` x ``grid`` grid: one array per layer (the layers are not
+    stacked into one array first: that copy cost more than the means)."""
+    return [cv2.resize(layer, (grid, grid), interpolation=cv2.INTER_AREA) for layer in layers]
 
 
 def _mirror_first(matrix: np.ndarray, width: int) -> np.ndarray:
@@ -223,12 +220,11 @@ def _tone_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray) -> float:
     best, so a watermark or sticker does not bend the fit. Cells near white
     say nothing (a brightened copy clips them); with too few other cells,
     neither does the tone (1.0)."""
-    means = _cell_means(np.dstack((inside, x * inside[..., None], y * inside[..., None])))
-    cells = means[..., 0] >= 0.5
+    share, sum_x, sum_y = _cell_means(inside, x * inside[..., None], y * inside[..., None])
+    cells = share >= 0.5
     if cells.sum() < 4:
         return 0.0
-    means = means[cells]
-    mx, my = means[:, 1:4] / means[:, :1], means[:, 4:7] / means[:, :1]
+    mx, my = sum_x[cells] / share[cells, None], sum_y[cells] / share[cells, None]
     fitted = np.ones(len(mx), dtype=bool)
     for _ in range(2):
         gain = _gain(mx[fitted], my[fitted])
@@ -256,7 +252,7 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
     floors ``noise_x``, ``noise_y``, as variances) whose details correlate as
     well as that noise lets them; None if too few cells are textured."""
     x, y = x * inside, y * inside
-    n, sx, sy, sxx, syy, sxy = np.moveaxis(_cell_means(np.dstack((inside, x, y, x * x, y * y, x * y))), -1, 0)
+    n, sx, sy, sxx, syy, sxy = _cell_means(inside, x, y, x * x, y * y, x * y)
     safe = np.maximum(n, 1e-6)
     mx, my = sx / safe, sy / safe
     vx = np.maximum(sxx / safe - mx * mx, 1e-6)
@@ -273,7 +269,7 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
 def _noise_floor(band: np.ndarray) -> float:
     """The band's noise variance: that of its smoothest cells, capped (a
     finely textured photo has no smooth cells; its texture is not noise)."""
-    mean, mean_square = np.moveaxis(_cell_means(np.dstack((band, band * band)), NOISE_GRID), -1, 0)
+    mean, mean_square = _cell_means(band, band * band, grid=NOISE_GRID)
     variance = mean_square - mean * mean
     return float(min(np.quantile(variance, 0.1), MAX_NOISE_VARIANCE))
 
