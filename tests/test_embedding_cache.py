@@ -4,6 +4,8 @@ arrays identical to FiftyOne's loader."""
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -58,6 +60,22 @@ def test_cache_is_written_then_read(dataset, cache_dir):
         stored = dict(f)
     np.savez(cache_dir / entry, embeddings=stored["embeddings"] + 1, sample_ids=stored["sample_ids"])
     assert np.array_equal(fresh_embeddings(dataset)[0], stored["embeddings"] + 1)
+
+
+def test_a_process_that_exits_right_after_a_read_leaves_its_entry(dataset, cache_dir):
+    """The entry is written in a background thread: a process that ends
+    right after its first read (a delegated run, a script) still leaves it."""
+    emb = indexed(dataset)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import database, fiftyone as fo;"
+        "from plugin_import import import_plugin_package; import_plugin_package();"
+        "from image_dedup import embedding_cache;"
+        "embedding_cache.index_embeddings(fo.load_dataset(sys.argv[2]), 'sim')"
+    )
+    subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), dataset.name], check=True)
+    [entry] = entries(cache_dir)
+    with np.load(cache_dir / entry) as written:
+        assert np.array_equal(written["embeddings"], emb)
 
 
 def test_recompute_invalidates_the_cache(dataset, cache_dir):
