@@ -377,7 +377,7 @@ def _local_order(paths_a: list, paths_b: list) -> list:
     number = {path: k for k, path in enumerate(sorted(set(paths_a) | set(paths_b)))}
     a = np.array([number[p] for p in paths_a], dtype=np.int64)
     b = np.array([number[p] for p in paths_b], dtype=np.int64)
-    links = scipy.sparse.coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(len(number),) * 2).tocsr()
+    links = scipy.sparse.coo_matrix((np.ones(len(a), np.int32), (a, b)), shape=(len(number),) * 2).tocsr()
     place = np.empty(len(number), dtype=np.int64)
     place[reverse_cuthill_mckee(links + links.T, symmetric_mode=True)] = np.arange(len(number))
     return np.lexsort((np.minimum(place[a], place[b]), np.maximum(place[a], place[b]))).tolist()
