@@ -148,6 +148,7 @@ def find_approximate_duplicates(
         fraction=fraction if method == "fraction" else None,
         progress=progress,
         pair_filter=checks,
+        nearest=checks.nearest,
     )
     found = checks.joined(found, lambda a, b: exact_distances(rows.embeddings, a, b, rows.metric))
     counts = _save_groups(dataset, rows.sample_ids, found, checks.member_scores(found.rep) if verify else None)

@@ -83,32 +83,23 @@ class FaissSearch(PairSearch):
                 done = start + len(rows)
                 self.progress(done / len(self.x), f"searched {done}/{len(self.x)} samples")
 
-    def _candidates(self, max_dist):
-        """Range search a margin wider than ``max_dist``. Without ``y``:
-        unique pairs ``i < j``, found from either side."""
+    def _candidate_batches(self, max_dist):
+        """Yields, batch by batch, the pairs of a range search a margin wider
+        than ``max_dist``. Without ``y``: pairs ``i < j`` (found from either
+        side, so a pair may come twice)."""
         if self.metric == "cosine":
             radius = 2.0 * (max_dist + FAISS_MARGIN)
         else:
             norm = max_norm(self.x) if self.y is None else max_norm(self.x, self.y)
             radius = (max_dist + FAISS_MARGIN * norm) ** 2
-        found = [np.empty(0, np.int64)]
         for start, rows in self._batches():
             lims, _, ids = self.index.range_search(rows, radius)
             i = np.repeat(np.arange(start, start + len(rows)), np.diff(lims).astype(np.int64))
-            found.append(self._keys(i, ids))
-        keys = np.concatenate(found)
-        if self.y is not None:
-            return keys // len(self.y), keys % len(self.y)
-        keys = np.unique(keys)
-        return keys // len(self.x), keys % len(self.x)
-
-    def _keys(self, i, j):
-        """Pairs as ``i * m + j``, one int64 each; without ``y``, as ``i < j``
-        (found from either side), self-matches dropped."""
-        if self.y is not None:
-            return i * len(self.y) + j
-        i, j = np.minimum(i, j), np.maximum(i, j)
-        return i[i < j] * len(self.x) + j[i < j]
+            if self.y is not None:
+                yield i, ids
+            else:
+                i, j = np.minimum(i, ids), np.maximum(i, ids)
+                yield i[i < j], j[i < j]
 
     def _nearest(self):
         """An approximately nearest other row (or reference) of each row, -1

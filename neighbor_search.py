@@ -37,6 +37,8 @@ GUESS_SAMPLE_ROWS = 2000
 # most this share of the median norm of the non-zero rows
 DEGENERATE_NORM_RATIO = 1e-6
 MAX_LISTED_ROWS = 5  # rows an error message names
+# found pairs held before those beyond each row's nearest few are dropped
+COMPACT_PAIRS = 4_000_000
 
 
 class Pairs(NamedTuple):
@@ -208,6 +210,7 @@ def find_pairs(
     progress: Progress = None,
     references: Optional[np.ndarray] = None,
     method: str = "auto",
+    nearest: Optional[int] = None,
 ) -> Pairs:
     """The pairs within ``max_dist`` of each other.
 
@@ -221,11 +224,15 @@ def find_pairs(
             of pairs ``i < j`` within ``embeddings``
         method: "auto", "exact" (every pair) or "faiss" (approximate
             candidates); see :func:`choose_method`
+        nearest: if given, only the pairs among the ``nearest`` closest
+            pairs of either of their rows (:func:`nearest_of_either`), with
+            memory to match: a loose ``max_dist`` may hold a large share of
+            all pairs
 
     Returns:
         :class:`Pairs`, with distances re-measured in float64
     """
-    return make_search(embeddings, metric, references, method, progress).pairs(max_dist)
+    return make_search(embeddings, metric, references, method, progress).pairs(max_dist, nearest)
 
 
 def nearest_neighbor_distances(
@@ -278,13 +285,18 @@ class PairSearch:
     def __init__(self, x: np.ndarray, y: Optional[np.ndarray], metric: str, progress: Progress):
         self.x, self.y, self.metric, self.progress = x, y, metric, progress
 
-    def pairs(self, max_dist: float) -> Pairs:
-        i, j = self._candidates(max_dist)
-        dist = exact_distances(self.x, i, j, self.metric, self.y)
-        close = dist <= max_dist
-        i, j, dist = i[close], j[close], dist[close]
-        order = np.lexsort((j, i))
-        return Pairs(i[order], j[order], dist[order])
+    def pairs(self, max_dist: float, nearest: Optional[int] = None) -> Pairs:
+        """The pairs within ``max_dist``; with ``nearest``, only those among
+        the ``nearest`` closest pairs of either of their two rows (see
+        :func:`nearest_of_either`), held to that while they are found, so
+        memory stays near ``2 * nearest`` pairs per row however many pairs
+        are within ``max_dist``."""
+        found = _FoundPairs(nearest, len(self.x if self.y is None else self.y))
+        for i, j in self._candidate_batches(max_dist):
+            dist = exact_distances(self.x, i, j, self.metric, self.y)
+            close = dist <= max_dist
+            found.add(i[close], j[close], dist[close])
+        return found.pairs()
 
     def nearest_distances(self) -> np.ndarray:
         nearest = self._nearest()
@@ -298,6 +310,61 @@ class PairSearch:
         return float(np.sort(self.nearest_distances())[count - 1])
 
 
+class _FoundPairs:
+    """Pairs gathered batch by batch (a pair may come twice), kept unique;
+    with ``nearest``, cut back to :func:`nearest_of_either` whenever they
+    pass :data:`COMPACT_PAIRS`: a pair left out then could only fall further
+    back as more pairs are found."""
+
+    def __init__(self, nearest: Optional[int], width: int):
+        self.nearest, self.width = nearest, width
+        self.parts = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))]
+        self.size, self.limit = 0, COMPACT_PAIRS
+
+    def add(self, i: np.ndarray, j: np.ndarray, dist: np.ndarray) -> None:
+        self.parts.append((i, j, dist))
+        self.size += len(i)
+        if self.nearest is not None and self.size > self.limit:
+            self._compact()
+            self.limit = max(COMPACT_PAIRS, 2 * self.size)
+
+    def pairs(self) -> Pairs:
+        self._compact()
+        return Pairs(*self.parts[0])
+
+    def _compact(self) -> None:
+        i, j, dist = (np.concatenate(part) for part in zip(*self.parts))
+        _, first = np.unique(i * self.width + j, return_index=True)  # sorted by (i, j)
+        i, j, dist = i[first], j[first], dist[first]
+        if self.nearest is not None:
+            keep = nearest_of_either(i, j, dist, self.nearest)
+            i, j, dist = i[keep], j[keep], dist[keep]
+        self.parts, self.size = [(i, j, dist)], len(i)
+
+
+def nearest_of_either(i: np.ndarray, j: np.ndarray, dist: np.ndarray, k: int) -> np.ndarray:
+    """Which pairs are among the ``k`` closest pairs of either of their two
+    rows (ties broken by position).
+
+    Args:
+        i: first rows of the pairs
+        j: second rows
+        dist: their distances
+        k: pairs kept per row
+
+    Returns:
+        a boolean mask over the pairs
+    """
+    keep = np.zeros(len(i), dtype=bool)
+    for ends in (np.asarray(i), np.asarray(j)):
+        order = np.lexsort((dist, ends))
+        sorted_ends = ends[order]
+        first = np.searchsorted(sorted_ends, sorted_ends, side="left")
+        rank = np.arange(len(order)) - first
+        keep[order[rank < k]] = True
+    return keep
+
+
 class _ExactSearch(PairSearch):
     """Every pair, from float32 distance tiles."""
 
@@ -309,24 +376,22 @@ class _ExactSearch(PairSearch):
     def _tiles(self):
         return _distance_tiles(self.x, self.sq_x, self.y, self.sq_y, self.progress)
 
-    def _candidates(self, max_dist):
-        """Every pair whose tile value may be within ``max_dist``: from the
-        bound of :mod:`bound_search` where it prunes enough, else from full
-        rows."""
+    def _candidate_batches(self, max_dist):
+        """Yields, tile by tile, every pair whose tile value may be within
+        ``max_dist``: from the bound of :mod:`bound_search` where it prunes
+        enough, else from full rows."""
         from .bound_search import bound_rows  # bound_search builds on this module
 
         sq_norms = (self.sq_x,) if self.y is None else (self.sq_x, self.sq_y)
         limit = _tile_limit(max_dist, *sq_norms)
         x, y = bound_rows(self.x, self.y, self.sq_x, self.sq_y, limit) or (self.x, self.y)
-        found = [(np.empty(0, np.int64), np.empty(0, np.int64))]
         for row0, col0, tile in _distance_tiles(x, self.sq_x, y, self.sq_y, self.progress):
             # a flat index: np.nonzero on a 2-d mask took 16x longer
             r, c = np.divmod(np.flatnonzero(tile <= limit), tile.shape[1])
             if self.y is None:
                 upper = c + col0 > r + row0
                 r, c = r[upper], c[upper]
-            found.append((r + row0, c + col0))
-        return tuple(np.concatenate(parts) for parts in zip(*found))
+            yield r + row0, c + col0
 
     def _nearest(self):
         """The position of each row's nearest other row (or reference)."""

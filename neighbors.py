@@ -225,6 +225,7 @@ def search_duplicates(
     progress: Progress = None,
     method: str = "auto",
     pair_filter: Optional[Callable[[Pairs], Pairs]] = None,
+    nearest: Optional[int] = None,
 ) -> Groups:
     """Groups near duplicates by a distance threshold or a wanted fraction.
 
@@ -243,6 +244,9 @@ def search_duplicates(
         method: "auto", "exact" or "faiss"; see :func:`choose_method`
         pair_filter: optional ``pair_filter(pairs) -> pairs``, keeping the
             candidate pairs that are confirmed duplicates
+        nearest: with ``pair_filter``, give it only the pairs among the
+            ``nearest`` closest of either of their rows (see
+            :func:`neighbor_search.find_pairs`)
 
     Returns:
         :class:`Groups`
@@ -255,12 +259,13 @@ def search_duplicates(
     skip = degenerate_rows(norms)
     confirm = pair_filter or (lambda pairs: pairs)
     if fraction is None:
-        pairs = find_pairs(embeddings, metric, threshold, progress, method=method)
+        pairs = find_pairs(embeddings, metric, threshold, progress, method=method,
+                           nearest=nearest if pair_filter else None)
         found = assign_groups(len(embeddings), confirm(_without(pairs, skip)), threshold)
     else:
         found = _fraction_groups(embeddings, metric, fraction, skip, progress, method)
         if pair_filter is not None and found.threshold is not None:
-            pairs = find_pairs(embeddings, metric, found.threshold, method=method)
+            pairs = find_pairs(embeddings, metric, found.threshold, method=method, nearest=nearest)
             regrouped = assign_groups(len(embeddings), confirm(_without(pairs, skip)), found.threshold)
             found = regrouped._replace(fraction_reached=_share_of_dups(regrouped, skip), note=found.note)
     num_degenerate = int(skip.sum())

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from . import review_marks, verification
+from .neighbor_search import nearest_of_either
 from .neighbors import Groups, Pairs, join_linked_groups
 from .results import SampleCollection
 
@@ -29,6 +30,8 @@ class PairChecks:
     given by their ids in index order.
 
     Attributes:
+        nearest: the candidate pairs compared per image, for the search
+            (:func:`neighbor_search.find_pairs`); None: all
         num_kept_apart: candidate pairs the "not duplicates" marks removed
         num_rejected: candidate pairs verification rejected (or left
             unverified: beyond both images' nearest candidates)
@@ -37,6 +40,7 @@ class PairChecks:
 
     def __init__(self, samples: SampleCollection, ids: list, verify: bool, mirror: bool = True):
         self.samples, self.ids, self.verify, self.mirror = samples, ids, verify, mirror
+        self.nearest = MAX_CANDIDATES_PER_IMAGE if verify else None
         self.marks = review_marks.kept_apart_sets(samples)
         self.num_kept_apart = self.num_rejected = 0
         self.scores: dict = {}
@@ -136,7 +140,9 @@ def nearest_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray,
     nothing on ``benchmarks/quality.py``'s tuning photos, where an original
     has a dozen copies (F1 0.995 at 5 and 10, 0.990 at 3, 0.981 at 2; 19%
     fewer pairs than 10); among scale_quality.py's 1,500 photos, every
-    related pair was the nearest candidate of one of its two images.
+    related pair was the nearest candidate of one of its two images. A find
+    asks the search for these pairs only (:attr:`PairChecks.nearest`), so
+    the candidates of the loose threshold are never all held at once.
 
     Args:
         i: first positions of the candidate pairs
@@ -147,14 +153,7 @@ def nearest_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray,
     Returns:
         a boolean mask over the pairs
     """
-    keep = np.zeros(len(i), dtype=bool)
-    for ends in (np.asarray(i), np.asarray(j)):
-        order = np.lexsort((dist, ends))
-        sorted_ends = ends[order]
-        first = np.searchsorted(sorted_ends, sorted_ends, side="left")
-        rank = np.arange(len(order)) - first
-        keep[order[rank < k]] = True
-    return keep
+    return nearest_of_either(i, j, dist, k)
 
 
 def confirm_pairs(

@@ -106,6 +106,22 @@ def test_pairs_and_nearest_match_brute_force(metric):
     assert np.allclose(nearest, dists.min(axis=1), atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("method", ["exact", "faiss"])
+def test_nearest_pairs_while_searching_equal_nearest_of_all_pairs(monkeypatch, method):
+    """A loose threshold's pairs, held to each row's nearest few as they are
+    found (cut back every few hundred pairs here), are the nearest few of
+    all the pairs."""
+    emb = clustered_embeddings(n=1500, dim=16, seed=7)
+    every = neighbor_search.find_pairs(emb, "cosine", 0.5, method=method)
+    monkeypatch.setattr(neighbor_search, "TILE_ROWS", 128)
+    monkeypatch.setattr(neighbor_search, "COMPACT_PAIRS", 300)
+    held = neighbor_search.find_pairs(emb, "cosine", 0.5, method=method, nearest=3)
+    keep = neighbor_search.nearest_of_either(every.i, every.j, every.dist, 3)
+    assert len(every.i) > 4 * len(held.i) > 0  # most pairs were dropped on the way
+    assert np.array_equal(held.i, every.i[keep]) and np.array_equal(held.j, every.j[keep])
+    assert np.array_equal(held.dist, every.dist[keep])
+
+
 def test_search_is_blocked_beyond_one_tile(monkeypatch):
     """Several row and column tiles give the same pairs as one."""
     emb = clustered_embeddings(n=900, dim=8, seed=5)
