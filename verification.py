@@ -82,6 +82,9 @@ CELL_MIN_CORRELATION = 0.85
 BANDS = ((0.7, 2.0), (1.5, 4.0), (3.0, 8.0))
 MIN_DETAIL = 1.0  # grey levels: a cell with less detail in both images says nothing
 MIN_TEXTURED_CELLS = 12  # of GRID x GRID: fewer, and a few chance matches would decide
+# grid rows and columns the textured cells must reach: the edge between two flat
+# tiles textures one line of cells, and any two mosaics split there agree on it
+MIN_SPAN = 3
 # chosen on quality.py's tuning photos and benchmarks/scale_quality.py's sets: at 0.5
 # unrelated crops of self-similar wallpapers pass (21 pairs among 5,000 photos, 2 at 0.6
 # and 0.7); 0.6 and 0.7 differ by a few copies, and 0.7 keeps a margin from that edge;
@@ -264,10 +267,15 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
     corr = (sxy / safe - mx * my) / np.sqrt(vx * vy)
     signal_x, signal_y = np.maximum(vx - noise_x, 0), np.maximum(vy - noise_y, 0)
     textured = (n >= 0.5) & (np.maximum(signal_x, signal_y) >= MIN_DETAIL**2)
-    if textured.sum() < MIN_TEXTURED_CELLS:
+    if textured.sum() < MIN_TEXTURED_CELLS or _span(textured) < MIN_SPAN:
         return None
     attainable = np.sqrt(np.clip(signal_x / vx, 0, 1) * np.clip(signal_y / vy, 0, 1))
     return float((textured & (corr >= CELL_MIN_CORRELATION * attainable)).sum()) / float(textured.sum())
+
+
+def _span(cells: np.ndarray) -> int:
+    """The fewer of the grid rows and columns that hold a marked cell."""
+    return int(min(cells.any(axis=0).sum(), cells.any(axis=1).sum()))
 
 
 def _noise_floor(band: np.ndarray) -> float:
