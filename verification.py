@@ -22,13 +22,18 @@ For a pair ``(a, b)``, at a small size (:data:`SIZE` pixels on the long side):
     correlate. A watermark or sticker spoils a few cells; parallax (another
     viewpoint) or different text spoils most. A cell counts if its detail
     rises above the image's noise floor (that of its smoothest cells), and
-    it correlates if it does as well as that noise allows. Smooth photos
-    (soft gradients, bokeh) with too few textured cells at the finest band
-    are compared at the next coarser one (:data:`BANDS`);
-4.  the mean grey level of each cell must follow one global brightness /
+    it correlates if it does as well as that noise allows. Both the textured
+    cells and those that correlate must reach :data:`MIN_SPAN` grid rows and
+    columns: mosaics of flat tiles split in the same place agree along that
+    one edge, whatever else they hold. Smooth photos (soft gradients, bokeh)
+    with too few textured cells at the finest band are compared at the next
+    coarser one (:data:`BANDS`);
+4.  the mean colour of each cell must follow one global brightness /
     contrast change (:func:`_tone_share`): mosaics or crops that share a
     layout (tile edges in the same places) but not their content correlate
-    in their edges, not in their tones; the score is the smaller share;
+    in their edges, not in their tones. A channel near white in one image
+    only may have been clipped by a brightened copy, so it is checked on
+    one side only (:func:`_tone_agreement`); the score is the smaller share;
 5.  a score in doubt (:data:`REFINE_FROM` up to :data:`DEFAULT_MIN_SCORE`)
     is measured again after refining the key-point alignment to sub-pixel
     accuracy (ECC): rotated, JPEG-damaged copies lose fine detail to a pixel
@@ -82,8 +87,9 @@ CELL_MIN_CORRELATION = 0.85
 BANDS = ((0.7, 2.0), (1.5, 4.0), (3.0, 8.0))
 MIN_DETAIL = 1.0  # grey levels: a cell with less detail in both images says nothing
 MIN_TEXTURED_CELLS = 12  # of GRID x GRID: fewer, and a few chance matches would decide
-# grid rows and columns the textured cells must reach: the edge between two flat
-# tiles textures one line of cells, and any two mosaics split there agree on it
+# grid rows and columns the textured cells, and those that agree, must reach: the
+# edge between two flat tiles textures one line of cells, and any two mosaics split
+# there agree on it
 MIN_SPAN = 3
 # chosen on quality.py's tuning photos and benchmarks/scale_quality.py's sets: at 0.5
 # unrelated crops of self-similar wallpapers pass (21 pairs among 5,000 photos, 2 at 0.6
@@ -240,10 +246,26 @@ def _tone_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray) -> float:
         fitted = residual <= np.quantile(residual, 0.75)
     if not TONE_GAIN[0] <= gain <= TONE_GAIN[1]:
         return 0.0
-    unsaturated = np.maximum(np.maximum(mx, my), predicted).max(axis=1) < TONE_SATURATED
-    if unsaturated.sum() < MIN_TEXTURED_CELLS:
+    return _tone_agreement(mx, my, predicted)
+
+
+def _tone_agreement(mx: np.ndarray, my: np.ndarray, predicted: np.ndarray) -> float:
+    """The share of cells (rows; channels in columns) whose mean in ``y``
+    is the predicted one. A channel near white in only one image was maybe
+    clipped by a brightened copy: near white in ``y``, only a ``y`` above the
+    prediction disagrees; near white in ``x`` (``x`` above its true value's
+    clip), only a ``y`` below it. Near white in both, a channel says nothing;
+    a cell with no channel left says nothing; with too few such cells,
+    neither does the tone (1.0)."""
+    slack = TONE_TOLERANCE[0] + TONE_TOLERANCE[1] * predicted
+    above, below = my - predicted - slack, predicted - my - slack
+    clipped_x, clipped_y = mx >= TONE_SATURATED, my >= TONE_SATURATED
+    miss = np.where(clipped_y, above, np.where(clipped_x, below, np.maximum(above, below)))
+    miss[clipped_x & clipped_y] = -np.inf
+    informative = ~(clipped_x & clipped_y).all(axis=1)
+    if informative.sum() < MIN_TEXTURED_CELLS:
         return 1.0
-    return float((residual[unsaturated] <= TONE_TOLERANCE[0]).mean())
+    return float((miss[informative].max(axis=1) <= 0).mean())
 
 
 def _gain(mx: np.ndarray, my: np.ndarray) -> float:
@@ -257,7 +279,8 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
                    noise_y: float = 0.0) -> Optional[float]:
     """The share of textured grid cells (detail above the images' noise
     floors ``noise_x``, ``noise_y``, as variances) whose details correlate as
-    well as that noise lets them; None if too few cells are textured."""
+    well as that noise lets them; None if too few cells are textured, or if
+    the textured or the correlated cells lie along one line of the grid."""
     x, y = x * inside, y * inside
     n, sx, sy, sxx, syy, sxy = _cell_means(inside, x, y, x * x, y * y, x * y)
     safe = np.maximum(n, 1e-6)
@@ -270,7 +293,10 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
     if textured.sum() < MIN_TEXTURED_CELLS or _span(textured) < MIN_SPAN:
         return None
     attainable = np.sqrt(np.clip(signal_x / vx, 0, 1) * np.clip(signal_y / vy, 0, 1))
-    return float((textured & (corr >= CELL_MIN_CORRELATION * attainable)).sum()) / float(textured.sum())
+    matched = textured & (corr >= CELL_MIN_CORRELATION * attainable)
+    if _span(matched) < MIN_SPAN:
+        return None
+    return float(matched.sum()) / float(textured.sum())
 
 
 def _span(cells: np.ndarray) -> int:

@@ -55,6 +55,10 @@ def files(tmp_path_factory):
     f["tiles1"] = save(tiles([(60, 60, 60), (230, 230, 230), (150, 200, 150), (120, 120, 200)]), folder / "t1.jpg")
     f["halves0"] = save(tiles([(205, 195, 210), (130, 35, 65)]), folder / "h0.jpg")
     f["halves1"] = save(tiles([(190, 190, 190), (140, 80, 110)]), folder / "h1.jpg")
+    f["split0"] = save(split_with_blob((120, 40, 70), (250, 250, 250), 400, (100, 100)), folder / "s0.jpg")
+    f["split1"] = save(split_with_blob((250, 250, 250), (118, 42, 72), 240, (300, 560)), folder / "s1.jpg")
+    f["beige_half"] = save(textured_halves((150, 160, 220), (215, 205, 170)), folder / "beige_half.jpg")
+    f["white_half"] = save(textured_halves((150, 160, 220), (250, 250, 250)), folder / "white_half.jpg")
     return f
 
 
@@ -68,6 +72,25 @@ def tiles(colours: list) -> Image.Image:
         y, x = (k // 2) * height, (k % 2) * 320
         pixels[y:y + height, x:x + 320] = np.float32(colour) + ramp
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def split_with_blob(left: tuple, right: tuple, split: int, blob: tuple) -> Image.Image:
+    """Two near-flat colours split at column ``split``, with one faint blob
+    centred at ``blob`` (row, column)."""
+    pixels = np.zeros((480, 640, 3), np.float32)
+    pixels[:, :split], pixels[:, split:] = left, right
+    rows, cols = np.mgrid[:480, :640]
+    pixels += np.linspace(0, 6, 640, dtype=np.float32)[None, :, None]
+    pixels += 12 * np.exp(-((rows - blob[0]) ** 2 + (cols - blob[1]) ** 2) / (2 * 18.0**2))[..., None]
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def textured_halves(left: tuple, right: tuple) -> Image.Image:
+    """The camera photo's detail, faint, over two colours side by side."""
+    camera = np.asarray(Image.fromarray(skimage.data.camera()).resize((640, 480)), np.float32)
+    pixels = np.zeros((480, 640, 3), np.float32)
+    pixels[:, :320], pixels[:, 320:] = left, right
+    return Image.fromarray(np.clip(pixels + 0.4 * (camera - camera.mean())[..., None], 0, 255).astype(np.uint8))
 
 
 def scores(files, pairs, **kwargs) -> dict:
@@ -100,6 +123,22 @@ def test_two_flat_halves_split_alike_score_low(files):
     """Their only detail is the one edge between the halves, in the same
     place in both; two mosaic crops of 50,000 were confirmed on that."""
     assert scores(files, [("halves0", "halves1")])[("halves0", "halves1")] < verification.DEFAULT_MIN_SCORE
+
+
+def test_agreement_along_one_edge_only_is_not_confirmed(files):
+    """Two mosaics of the same two colours, one mirrored and split a little
+    elsewhere, each with a faint blob in another place: the blobs make their
+    detail reach three grid columns, but the cells that agree lie along the
+    edge alone (50,000-photo scale set: such pairs were confirmed)."""
+    assert scores(files, [("split0", "split1")])[("split0", "split1")] < verification.DEFAULT_MIN_SCORE
+
+
+def test_a_half_turned_white_is_not_a_brightness_change(files):
+    """The same detail over a beige half in one image and a white half in
+    the other: a white cell says little of a brightened copy's clipped
+    tones, but it may not be brighter than the other image predicts."""
+    got = scores(files, [("beige_half", "white_half"), ("white_half", "beige_half")])
+    assert all(score < verification.DEFAULT_MIN_SCORE for score in got.values()), got
 
 
 def test_images_too_flat_to_compare_are_never_confirmed(files):
