@@ -83,10 +83,11 @@ class FaissSearch(PairSearch):
                 done = start + len(rows)
                 self.progress(done / len(self.x), f"searched {done}/{len(self.x)} samples")
 
-    def _candidate_batches(self, max_dist):
+    def _candidate_batches(self, max_dist, nearest=None):
         """Yields, batch by batch, the pairs of a range search a margin wider
         than ``max_dist``. Without ``y``: pairs ``i < j`` (found from either
-        side, so a pair may come twice)."""
+        side, so a pair may come twice). All of them, also with ``nearest``:
+        the caller cuts them back."""
         if self.metric == "cosine":
             radius = 2.0 * (max_dist + FAISS_MARGIN)
         else:

@@ -39,6 +39,11 @@ DEGENERATE_NORM_RATIO = 1e-6
 MAX_LISTED_ROWS = 5  # rows an error message names
 # found pairs held before those beyond each row's nearest few are dropped
 COMPACT_PAIRS = 4_000_000
+# a nearest search keeps this many times ``nearest`` neighbours of each row by
+# tile value: float32 tile values may rank near-equal pairs differently than
+# their re-measured distances do (of pairs at exactly equal distances, which are
+# kept may differ from nearest_of_either's order by position)
+TILE_NEAREST_MARGIN = 2
 
 
 class Pairs(NamedTuple):
@@ -292,7 +297,7 @@ class PairSearch:
         memory stays near ``2 * nearest`` pairs per row however many pairs
         are within ``max_dist``."""
         found = _FoundPairs(nearest, len(self.x if self.y is None else self.y))
-        for i, j in self._candidate_batches(max_dist):
+        for i, j in self._candidate_batches(max_dist, nearest):
             dist = exact_distances(self.x, i, j, self.metric, self.y)
             close = dist <= max_dist
             found.add(i[close], j[close], dist[close])
@@ -343,14 +348,16 @@ class _FoundPairs:
 
 
 def nearest_of_either(i: np.ndarray, j: np.ndarray, dist: np.ndarray, k: int) -> np.ndarray:
-    """Which pairs are among the ``k`` closest pairs of either of their two
-    rows (ties broken by position).
+    """Which pairs ``i < j`` are among the ``k`` closest pairs of row ``i``
+    with the rows after it, or among the ``k`` closest of row ``j`` with the
+    rows before it (ties broken by position): up to ``2 k`` pairs per row, its
+    nearest on either side of it in index order.
 
     Args:
         i: first rows of the pairs
         j: second rows
         dist: their distances
-        k: pairs kept per row
+        k: pairs kept per row and side
 
     Returns:
         a boolean mask over the pairs
@@ -376,14 +383,19 @@ class _ExactSearch(PairSearch):
     def _tiles(self):
         return _distance_tiles(self.x, self.sq_x, self.y, self.sq_y, self.progress)
 
-    def _candidate_batches(self, max_dist):
+    def _candidate_batches(self, max_dist, nearest=None):
         """Yields, tile by tile, every pair whose tile value may be within
         ``max_dist``: from the bound of :mod:`bound_search` where it prunes
-        enough, else from full rows."""
+        enough, else from full rows. With ``nearest`` (full rows, no
+        references), only each row's nearest few (:class:`_RowNearest`),
+        all at the end."""
         from .bound_search import bound_rows  # bound_search builds on this module
 
         sq_norms = (self.sq_x,) if self.y is None else (self.sq_x, self.sq_y)
         limit = _tile_limit(max_dist, *sq_norms)
+        if nearest is not None and self.y is None:
+            yield self._nearest_pairs(limit, TILE_NEAREST_MARGIN * nearest)
+            return
         x, y = bound_rows(self.x, self.y, self.sq_x, self.sq_y, limit) or (self.x, self.y)
         for row0, col0, tile in _distance_tiles(x, self.sq_x, y, self.sq_y, self.progress):
             # a flat index: np.nonzero on a 2-d mask took 16x longer
@@ -392,6 +404,19 @@ class _ExactSearch(PairSearch):
                 upper = c + col0 > r + row0
                 r, c = r[upper], c[upper]
             yield r + row0, c + col0
+
+    def _nearest_pairs(self, limit: float, count: int) -> tuple:
+        """The pairs ``i < j`` among the ``count`` nearest rows after ``i``
+        or before ``j`` (the sides of :func:`nearest_of_either`) with a tile
+        value within ``limit``."""
+        after, before = _RowNearest(len(self.x), count), _RowNearest(len(self.x), count)
+        for row0, col0, tile in self._tiles():
+            if col0 == row0:  # pairs i < j only
+                tile[np.tril_indices(len(tile), 0, tile.shape[1])] = np.inf
+            after.add(row0, tile, col0)
+            before.add(col0, tile.T, row0)
+        (i1, j1), (i2, j2) = after.pairs(limit), before.pairs(limit)
+        return np.concatenate([i1, i2]), np.concatenate([j1, j2])
 
     def _nearest(self):
         """The position of each row's nearest other row (or reference)."""
@@ -422,6 +447,40 @@ class _ExactSearch(PairSearch):
         if self.sq_x is not None:  # tiles hold squared euclidean distances
             best = np.sqrt(np.maximum(best, 0.0))
         return float(np.quantile(best, min(1.0, count / n)))
+
+
+class _RowNearest:
+    """The ``count`` smallest tile values met so far in each of ``n`` rows,
+    and their columns: the running nearest neighbours of each row."""
+
+    def __init__(self, n: int, count: int):
+        self.value = np.full((n, count), np.inf, dtype=np.float32)
+        self.column = np.full((n, count), -1, dtype=np.int64)
+
+    def add(self, row0: int, tile: np.ndarray, col0: int) -> None:
+        """Takes in a tile whose row ``r`` is row ``row0 + r`` and column
+        ``c`` column ``col0 + c``."""
+        count = self.value.shape[1]
+        worst = self.value[row0 : row0 + len(tile)].max(axis=1)
+        closer = np.flatnonzero((tile < worst[:, None]).any(axis=1))
+        if not len(closer):
+            return
+        tile, rows = tile[closer], closer + row0
+        take = min(count, tile.shape[1])
+        best = np.argpartition(tile, take - 1, axis=1)[:, :take]
+        value = np.concatenate([self.value[rows], np.take_along_axis(tile, best, axis=1)], axis=1)
+        column = np.concatenate([self.column[rows], best + col0], axis=1)
+        keep = np.argpartition(value, count - 1, axis=1)[:, :count]
+        self.value[rows] = np.take_along_axis(value, keep, axis=1)
+        self.column[rows] = np.take_along_axis(column, keep, axis=1)
+
+    def pairs(self, limit: float) -> tuple:
+        """The pairs ``(i, j)``, ``i < j``, of each row and its nearest with
+        a value within ``limit`` (a pair may come twice)."""
+        rows = np.repeat(np.arange(len(self.value)), self.value.shape[1])
+        column, within = self.column.ravel(), self.value.ravel() <= limit
+        rows, column = rows[within], column[within]
+        return np.minimum(rows, column), np.maximum(rows, column)
 
 
 def _keep_nearest(tile, axis, best, nearest, offset):

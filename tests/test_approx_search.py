@@ -109,11 +109,12 @@ def test_pairs_and_nearest_match_brute_force(metric):
 @pytest.mark.parametrize("method", ["exact", "faiss"])
 def test_nearest_pairs_while_searching_equal_nearest_of_all_pairs(monkeypatch, method):
     """A loose threshold's pairs, held to each row's nearest few as they are
-    found (cut back every few hundred pairs here), are the nearest few of
-    all the pairs."""
+    found (exact: each row's running nearest over many small tiles; faiss:
+    cut back every few hundred pairs), are the nearest few of all the pairs."""
     emb = clustered_embeddings(n=1500, dim=16, seed=7)
     every = neighbor_search.find_pairs(emb, "cosine", 0.5, method=method)
     monkeypatch.setattr(neighbor_search, "TILE_ROWS", 128)
+    monkeypatch.setattr(neighbor_search, "TILE_COLS", 200)
     monkeypatch.setattr(neighbor_search, "COMPACT_PAIRS", 300)
     held = neighbor_search.find_pairs(emb, "cosine", 0.5, method=method, nearest=3)
     keep = neighbor_search.nearest_of_either(every.i, every.j, every.dist, 3)
