@@ -280,7 +280,7 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
     """The share of textured grid cells (detail above the images' noise
     floors ``noise_x``, ``noise_y``, as variances) whose details correlate as
     well as that noise lets them; None if too few cells are textured, or if
-    the textured or the correlated cells lie along one line of the grid."""
+    they, or the cells that correlate, lie along one line of the grid."""
     x, y = x * inside, y * inside
     n, sx, sy, sxx, syy, sxy = _cell_means(inside, x, y, x * x, y * y, x * y)
     safe = np.maximum(n, 1e-6)
@@ -294,9 +294,10 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
         return None
     attainable = np.sqrt(np.clip(signal_x / vx, 0, 1) * np.clip(signal_y / vy, 0, 1))
     matched = textured & (corr >= CELL_MIN_CORRELATION * attainable)
-    if _span(matched) < MIN_SPAN:
-        return None
-    return float(matched.sum()) / float(textured.sum())
+    share = float(matched.sum()) / float(textured.sum())
+    if share >= REFINE_FROM and _span(matched) < MIN_SPAN:
+        return None  # agreement along one line says nothing (a lower share decides: no)
+    return share
 
 
 def _span(cells: np.ndarray) -> int:
