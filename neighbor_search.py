@@ -294,8 +294,8 @@ class PairSearch:
         """The pairs within ``max_dist``; with ``nearest``, only those among
         the ``nearest`` closest pairs of either of their two rows (see
         :func:`nearest_of_either`), held to that while they are found, so
-        memory stays near ``2 * nearest`` pairs per row however many pairs
-        are within ``max_dist``."""
+        memory stays at a few times ``nearest`` pairs per row however many
+        pairs are within ``max_dist``."""
         found = _FoundPairs(nearest, len(self.x if self.y is None else self.y))
         for i, j in self._candidate_batches(max_dist, nearest):
             dist = exact_distances(self.x, i, j, self.metric, self.y)

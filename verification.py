@@ -260,9 +260,10 @@ def _tone_agreement(mx: np.ndarray, my: np.ndarray, predicted: np.ndarray) -> fl
     slack = TONE_TOLERANCE[0] + TONE_TOLERANCE[1] * predicted
     above, below = my - predicted - slack, predicted - my - slack
     clipped_x, clipped_y = mx >= TONE_SATURATED, my >= TONE_SATURATED
+    clipped_both = clipped_x & clipped_y
     miss = np.where(clipped_y, above, np.where(clipped_x, below, np.maximum(above, below)))
-    miss[clipped_x & clipped_y] = -np.inf
-    informative = ~(clipped_x & clipped_y).all(axis=1)
+    miss[clipped_both] = -np.inf
+    informative = ~clipped_both.all(axis=1)
     if informative.sum() < MIN_TEXTURED_CELLS:
         return 1.0
     return float((miss[informative].max(axis=1) <= 0).mean())

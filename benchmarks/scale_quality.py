@@ -474,7 +474,7 @@ def score(manifest: dict, run: dict) -> dict:
     sizes = sorted((len(m) for m in members.values()), reverse=True)
     total_pairs = sum(s * (s - 1) // 2 for s in sizes)
     # byte-identical files cut from different (flat) regions are copies all the same
-    filehash = run.get("filehash") or [None] * n
+    filehash = run["filehash"]
     unrelated_pairs = identical_files = 0
     unrelated_groups = []
     for m in members.values():
@@ -589,7 +589,7 @@ def report(manifest: dict, run: dict, quality: dict) -> str:
         f"{_share(quality['unrelated_pairs'], quality['total_pairs'])} | <= 2%: "
         f"{'met' if quality['unrelated_pairs'] <= UNRELATED_GOAL * quality['total_pairs'] else 'NOT met'} |",
         f"| grouped pairs of byte-identical files cut from different regions (counted as copies) | "
-        f"{quality.get('identical_files', 0):,} | - |",
+        f"{quality['identical_files']:,} | - |",
         f"| exact copies grouped by the approximate find / by the exact find | "
         f"{quality['found_exact']} / {quality['exact_marked']} of {quality['exact']} | - |",
         f"| images in groups, groups | {quality['grouped_images']:,}, {quality['num_groups']:,} | - |",
