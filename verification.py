@@ -50,8 +50,9 @@ are still found by the exact workflow.
 
 Cost: about 2-5 ms per pair on one core at the default size (a refined pair
 ~10 ms more), images decoded with Pillow's JPEG draft mode, at most
-:data:`MAX_DECODED` at a time. ``pair_checks.nearest_candidates`` bounds the pairs to
-verify to a few per image.
+:data:`MAX_DECODED` at a time, in the order of :mod:`pair_batches`.
+``pair_checks.nearest_candidates`` bounds the pairs to verify to a few per
+image.
 
 Every constant here was chosen on ``benchmarks/quality.py``'s tuning photos
 and on ``benchmarks/scale_quality.py``'s 1,500-photo set; the README reports
@@ -64,9 +65,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import numpy as np
-import scipy.sparse
 from PIL import Image, ImageOps
-from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+from . import pair_batches
 
 try:
     import cv2
@@ -381,9 +382,9 @@ def verify_pairs(
         raise ValueError("paths_a and paths_b must have the same length")
     cv2.setNumThreads(1)
     scores = np.zeros(len(paths_a), dtype=np.float64)
-    order = _local_order(paths_a, paths_b)
+    order = pair_batches.local_order(paths_a, paths_b)
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-        for chunk in _chunks(order, paths_a, paths_b):
+        for chunk in pair_batches.batches(order, paths_a, paths_b, MAX_DECODED):
             unique = sorted({paths_a[k] for k in chunk} | {paths_b[k] for k in chunk})
             images = dict(zip(unique, pool.map(_load, unique)))
 
@@ -400,37 +401,3 @@ def _load(path: str) -> Optional[_Image]:
         return _Image(path)
     except (OSError, ValueError):
         return None
-
-
-def _local_order(paths_a: list, paths_b: list) -> list:
-    """The pairs in an order where consecutive pairs share images, so that a
-    chunk of :data:`MAX_DECODED` images covers many pairs: the images are
-    numbered along the graph of the pairs (reverse Cuthill-McKee: linked
-    images get nearby numbers), the pairs sorted by their higher number. At
-    1,500 photos this decoded half as many images as an order by path."""
-    if not paths_a:
-        return []
-    number = {path: k for k, path in enumerate(sorted(set(paths_a) | set(paths_b)))}
-    a = np.array([number[p] for p in paths_a], dtype=np.int64)
-    b = np.array([number[p] for p in paths_b], dtype=np.int64)
-    links = scipy.sparse.coo_matrix((np.ones(len(a), np.int32), (a, b)), shape=(len(number),) * 2).tocsr()
-    place = np.empty(len(number), dtype=np.int64)
-    place[reverse_cuthill_mckee(links + links.T, symmetric_mode=True)] = np.arange(len(number))
-    return np.lexsort((np.minimum(place[a], place[b]), np.maximum(place[a], place[b]))).tolist()
-
-
-def _chunks(order: list, paths_a: list, paths_b: list):
-    """Consecutive runs of ``order`` whose pairs hold at most
-    :data:`MAX_DECODED` distinct images, so memory stays bounded (about 1 MB
-    per decoded image) however many pairs there are."""
-    chunk, seen = [], set()
-    for k in order:
-        new = {paths_a[k], paths_b[k]} - seen
-        if chunk and len(seen) + len(new) > MAX_DECODED:
-            yield chunk
-            chunk, seen = [], set()
-            new = {paths_a[k], paths_b[k]}
-        chunk.append(k)
-        seen |= new
-    if chunk:
-        yield chunk
