@@ -49,8 +49,9 @@ and a delete must never rest on that. Byte-identical copies of such images
 are still found by the exact workflow.
 
 Cost: about 2-5 ms per pair on one core at the default size (a refined pair
-~10 ms more), images decoded with Pillow's JPEG draft mode, at most
-:data:`MAX_DECODED` at a time, in the order of :mod:`pair_batches`.
+~10 ms more), and about 5 ms per decoded image (Pillow's JPEG draft mode,
+detail bands, ORB). At most :data:`MAX_DECODED` images are held decoded;
+:mod:`pair_batches` orders the pairs and chooses which to keep.
 ``pair_checks.nearest_candidates`` bounds the pairs to verify to a few per
 image.
 
@@ -383,10 +384,14 @@ def verify_pairs(
     cv2.setNumThreads(1)
     scores = np.zeros(len(paths_a), dtype=np.float64)
     order = pair_batches.local_order(paths_a, paths_b)
+    images = {}
+    plan = pair_batches.schedule(order, paths_a, paths_b, MAX_DECODED, max(2, MAX_DECODED // 4))
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-        for chunk in pair_batches.batches(order, paths_a, paths_b, MAX_DECODED):
-            unique = sorted({paths_a[k] for k in chunk} | {paths_b[k] for k in chunk})
-            images = dict(zip(unique, pool.map(_load, unique)))
+        for chunk, dropped in plan:
+            for path in dropped:
+                del images[path]
+            new = sorted(({paths_a[k] for k in chunk} | {paths_b[k] for k in chunk}) - images.keys())
+            images.update(zip(new, pool.map(_load, new)))
 
             def one(k):
                 a, b = images[paths_a[k]], images[paths_b[k]]
