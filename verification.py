@@ -142,7 +142,7 @@ class _Image:
             orb = cv2.ORB_create(nfeatures=ORB_FEATURES, edgeThreshold=ORB_PATCH, patchSize=ORB_PATCH,
                                  fastThreshold=FAST_THRESHOLD)
             kp, desc = orb.detectAndCompute(grey8, None)
-            pts = np.float32([k.pt for k in kp]) if kp else np.empty((0, 2), np.float32)
+            pts = cv2.KeyPoint_convert(kp) if kp else np.empty((0, 2), np.float32)
             self._features[mirrored] = (pts, desc)
         return self._features[mirrored]
 
@@ -164,13 +164,13 @@ def _transform(a: _Image, b: _Image, mirrored: bool) -> Optional[np.ndarray]:
     pb, db = b.features(mirrored)
     if da is None or db is None or len(pa) < MIN_INLIERS or len(pb) < MIN_INLIERS:
         return None
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    knn = matcher.knnMatch(db, da, k=2)
-    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    # each of b's descriptors' two nearest in a (what a brute-force knnMatch computes,
+    # as arrays instead of a Python object per match)
+    distance, nearest = cv2.batchDistance(db, da, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
+    good = np.flatnonzero(distance[:, 0] < RATIO * distance[:, 1])
     if len(good) < MIN_INLIERS:
         return None
-    src = pb[[m.queryIdx for m in good]]
-    dst = pa[[m.trainIdx for m in good]]
+    src, dst = pb[good], pa[nearest[good, 0]]
     matrix, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
                                                   ransacReprojThreshold=3.0, maxIters=500)
     if matrix is None or int(inliers.sum()) < MIN_INLIERS:
