@@ -181,6 +181,20 @@ def test_pairs_scored_in_bounded_chunks_score_the_same(files, monkeypatch):
     assert scores(files, pairs) == whole
 
 
+def test_further_candidates_are_compared_only_for_images_with_a_copy(files):
+    names = ["rocket", "rocket_edited", "rocket_mirror", "astronaut", "left", "right"]
+    paths = [files[n] for n in names]
+    pairs = {(0, 1): 0.01, (1, 2): 0.03, (0, 2): 0.05, (3, 4): 0.02, (4, 5): 0.01, (3, 5): 0.04}
+    i, j = (np.array(side) for side in zip(*pairs))
+    keep, got = pair_checks.check_candidates(i, j, np.array(list(pairs.values())), paths)
+    score = dict(zip(pairs, got.tolist()))
+    # (0, 2) is neither image's nearest candidate: compared once rocket proved to have a copy
+    assert score[(0, 1)] >= verification.DEFAULT_MIN_SCORE and keep[list(pairs).index((0, 2))]
+    # (3, 5) is neither's nearest either, and neither astronaut nor the stereo view has a copy
+    assert np.isnan(score[(3, 5)]) and not keep[list(pairs).index((3, 5))]
+    assert score[(3, 4)] < verification.DEFAULT_MIN_SCORE and score[(4, 5)] < verification.DEFAULT_MIN_SCORE
+
+
 def test_each_image_keeps_its_nearest_candidates():
     i = np.array([0, 0, 0, 1, 1, 2])
     j = np.array([1, 2, 3, 2, 3, 3])
