@@ -35,7 +35,7 @@ Peak RSS is the child's ``ru_maxrss`` (mongod not included).
 **Reported**: wall time per step and in total, images/s, peak RSS; the share
 of planted pairs found in one group (goal >= 95%), the share of grouped pairs
 that are unrelated (no shared source region; goal <= 2%), the largest group,
-and the candidate pairs verification checked and rejected.
+and the candidate pairs verification compared, and those it rejected or left out.
 """
 
 import argparse
@@ -596,11 +596,11 @@ def report(manifest: dict, run: dict, quality: dict) -> str:
         f"| largest group (top 5 sizes) | {quality['largest']} ({', '.join(map(str, quality['sizes_top']))}) "
         f"| - |",
         f"| groups holding unrelated images | {quality['unrelated_groups']:,} | - |",
-        f"| candidate pairs verification checked / rejected | {quality['candidates']:,} / "
-        f"{out.get('num_rejected'):,} (of the checked: {quality['candidates_related']:,} related, "
+        f"| candidate pairs verification compared / rejected or left out | {quality['candidates']:,} / "
+        f"{out.get('num_rejected'):,} (of the compared: {quality['candidates_related']:,} related, "
         f"{quality['candidates_verified']:,} scored >= 0.5) | - |",
         "",
-        "| planted edit | copies | among the candidates (embedding) | found in one group |",
+        "| planted edit | copies | compared by verification | found in one group |",
         "|---|---|---|---|",
     ]
     for kind_name in EDITS + COMBINED + ("exact",):
