@@ -140,7 +140,7 @@ def find_approximate_duplicates(
     rows = similarity.index_rows(dataset, brain_key, set(samples.values("id")), config)
     if not rows.sample_ids:
         raise ValueError(f"None of the samples are in similarity index '{brain_key}'")
-    checks = PairChecks(samples, rows.sample_ids, verify, mirror)
+    checks = PairChecks(samples, rows.sample_ids, verify, mirror, progress)
     found = search_duplicates(
         rows.embeddings,
         rows.metric,
@@ -194,7 +194,7 @@ def _find_in_backend(samples: SampleCollection, brain_key: str, threshold: float
     pairs = backend_search.backend_pairs(index, all_ids, threshold, progress=progress)
     members, pairs = paired_only(pairs)
     ids = [x.decode() for x in all_ids[members]]
-    checks = PairChecks(samples, ids, verify, mirror)
+    checks = PairChecks(samples, ids, verify, mirror, progress)
     found = assign_groups(len(ids), checks(pairs), threshold)
     counts = _save_groups(dataset, ids, found, checks.member_scores(found.rep) if verify else None)
     logger.info("Found %d images in %d near-duplicate groups (backend search)", *counts)

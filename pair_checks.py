@@ -18,6 +18,7 @@ import numpy as np
 from . import review_marks, verification
 from .neighbor_search import nearest_of_either
 from .neighbors import Groups, Pairs, join_linked_groups
+from .progress import Progress
 from .results import SampleCollection
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ class PairChecks:
         scores: ``{(i, j): score}`` of every verified pair kept (``i < j``)
     """
 
-    def __init__(self, samples: SampleCollection, ids: list, verify: bool, mirror: bool = True):
+    def __init__(self, samples: SampleCollection, ids: list, verify: bool, mirror: bool = True,
+                 progress: Progress = None):
         self.samples, self.ids, self.verify, self.mirror = samples, ids, verify, mirror
+        self.progress = progress
         self.nearest = MAX_CANDIDATES_PER_IMAGE if verify else None
         self.marks = review_marks.kept_apart_sets(samples)
         self.num_kept_apart = self.num_rejected = 0
@@ -62,7 +65,8 @@ class PairChecks:
         return _subset(pairs, ~apart)
 
     def _verified(self, pairs: Pairs) -> Pairs:
-        keep, scores = check_candidates(pairs.i, pairs.j, pairs.dist, self._filepaths(), self.mirror)
+        keep, scores = check_candidates(pairs.i, pairs.j, pairs.dist, self._filepaths(), self.mirror,
+                                        self.progress)
         self.num_rejected += int((~keep).sum())
         self.scores.update(zip(zip(pairs.i[keep].tolist(), pairs.j[keep].tolist()), scores[keep].tolist()))
         logger.info("Verified %d candidate pairs: %d confirmed", int(np.isfinite(scores).sum()), int(keep.sum()))
@@ -102,7 +106,7 @@ def _subset(pairs: Pairs, keep: np.ndarray) -> Pairs:
 
 
 def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list,
-                     mirror: bool = True) -> tuple:
+                     mirror: bool = True, progress: Progress = None) -> tuple:
     """Verification of an index's candidate pairs, as a find runs it: the
     pairs among each image's nearest candidates (:func:`nearest_candidates`)
     are compared (:func:`verification.verify_pairs`) in rounds, and
@@ -124,6 +128,8 @@ def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list
         dist: their distances
         paths: the image file of each position
         mirror: a mirrored copy is the same photo
+        progress: optional ``callback(fraction, label)``, called as each
+            round's pairs are compared (the fraction is that round's)
 
     Returns:
         ``(keep, scores)``: a boolean mask of the pairs kept, and their
@@ -133,10 +139,13 @@ def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list
     candidates = nearest_candidates(i, j, dist)
     scores = np.full(len(i), np.nan)
     due = candidates & nearest_of_either(i, j, dist, 1)
+    round_number = 0
     while due.any():
         compared = np.flatnonzero(due)
+        round_number += 1
         scores[compared] = verification.verify_pairs([paths[k] for k in i[compared]],
-                                                     [paths[k] for k in j[compared]], mirror)
+                                                     [paths[k] for k in j[compared]], mirror,
+                                                     progress=_labelled(progress, f"verification round {round_number}"))
         has_copy = np.zeros(len(paths), dtype=bool)
         confirmed = scores >= verification.DEFAULT_MIN_SCORE  # NaN: False
         has_copy[i[confirmed]] = has_copy[j[confirmed]] = True
@@ -145,6 +154,11 @@ def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list
     keep = np.zeros(len(i), dtype=bool)
     keep[compared] = confirm_pairs(i[compared], j[compared], scores[compared])
     return keep, scores
+
+
+def _labelled(progress: Progress, prefix: str) -> Progress:
+    """``progress`` with ``prefix`` before each label (None if None)."""
+    return progress and (lambda fraction, label: progress(fraction, f"{prefix}: {label}"))
 
 
 def nearest_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray,

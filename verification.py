@@ -69,6 +69,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from . import pair_batches
+from .progress import Progress
 
 try:
     import cv2
@@ -359,6 +360,7 @@ def verify_pairs(
     paths_b: list,
     mirror: bool = True,
     num_workers: int = 2,
+    progress: Progress = None,
 ) -> np.ndarray:
     """Scores pairs of image files: 1 for the same photo (possibly edited),
     near 0 for different photos or different shots of one scene.
@@ -369,6 +371,8 @@ def verify_pairs(
         mirror: also compare each ``b`` mirrored left-right, so a mirrored
             copy counts as the same photo
         num_workers: threads
+        progress: optional ``callback(fraction, label)``, called as the
+            pairs are compared (at most once per percent)
 
     Returns:
         a float64 array of ``len(paths_a)`` scores in [0, 1]; keep pairs with
@@ -384,7 +388,7 @@ def verify_pairs(
     cv2.setNumThreads(1)
     scores = np.zeros(len(paths_a), dtype=np.float64)
     order = pair_batches.local_order(paths_a, paths_b)
-    images = {}
+    images, done = {}, 0
     plan = pair_batches.schedule(order, paths_a, paths_b, MAX_DECODED, max(2, MAX_DECODED // 4))
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         for chunk, dropped in plan:
@@ -398,6 +402,9 @@ def verify_pairs(
                 return 0.0 if a is None or b is None else verify_pair(a, b, mirror)
 
             scores[chunk] = list(pool.map(one, chunk, chunksize=16))
+            done += len(chunk)
+            if progress and (100 * done // len(scores) > 100 * (done - len(chunk)) // len(scores)):
+                progress(done / len(scores), f"compared {done:,} of {len(scores):,} image pairs")
     return scores
 
 

@@ -13,7 +13,7 @@ from database import free_port
 from support import blocking, form, labels, run, threshold_field, write_image
 from photo_edits import EDITS, write_photo_set
 
-from image_dedup import pixel_embeddings, verification
+from image_dedup import approx_dups, pixel_embeddings, verification
 
 FIND = "find_approximate_duplicate_images"
 MODEL = "mobilenet-v2-imagenet-torch"  # a small zoo model whose weights are not here
@@ -63,6 +63,19 @@ def test_pixel_index_finds_edited_photos(dataset, photo_set):
           f"{result['threshold']}: F1 {f1(grouped, truth):.3f}, false pairs {len(grouped - truth)}")
     assert f1(close, truth) >= 0.95
     assert f1(grouped, truth) >= 0.95
+
+
+def test_a_verified_find_reports_its_verification_progress(dataset, photo_set):
+    # verification is most of a large find's time: without reports the App shows nothing
+    # moving, and the find lock (renewed as progress is reported) would go stale
+    dataset.add_samples([fo.Sample(filepath=p) for p in photo_set[0][:24]])
+    run(FIND, dataset, index_source="pixels")
+    calls = []
+    approx_dups.find_approximate_duplicates(dataset, pixel_embeddings.DEFAULT_BRAIN_KEY,
+                                            threshold=verification.CANDIDATE_THRESHOLD,
+                                            progress=lambda fraction, label: calls.append((fraction, label)))
+    rounds = [(fraction, label) for fraction, label in calls if label.startswith("verification round 1: ")]
+    assert rounds and rounds[-1][0] == 1.0 and "image pairs" in rounds[-1][1]
 
 
 def test_no_index_form_offers_pixels(dataset, tmp_path):

@@ -181,18 +181,35 @@ def test_pairs_scored_in_bounded_chunks_score_the_same(files, monkeypatch):
     assert scores(files, pairs) == whole
 
 
+ROUNDS_IMAGES = ["rocket", "rocket_edited", "rocket_mirror", "astronaut", "left", "right"]
+ROUNDS_PAIRS = {(0, 1): 0.01, (1, 2): 0.03, (0, 2): 0.05, (3, 4): 0.02, (4, 5): 0.01, (3, 5): 0.04}
+
+
+def check_rounds_pairs(files, **kwargs) -> tuple:
+    i, j = (np.array(side) for side in zip(*ROUNDS_PAIRS))
+    return pair_checks.check_candidates(i, j, np.array(list(ROUNDS_PAIRS.values())),
+                                        [files[n] for n in ROUNDS_IMAGES], **kwargs)
+
+
 def test_further_candidates_are_compared_only_for_images_with_a_copy(files):
-    names = ["rocket", "rocket_edited", "rocket_mirror", "astronaut", "left", "right"]
-    paths = [files[n] for n in names]
-    pairs = {(0, 1): 0.01, (1, 2): 0.03, (0, 2): 0.05, (3, 4): 0.02, (4, 5): 0.01, (3, 5): 0.04}
-    i, j = (np.array(side) for side in zip(*pairs))
-    keep, got = pair_checks.check_candidates(i, j, np.array(list(pairs.values())), paths)
+    pairs = ROUNDS_PAIRS
+    keep, got = check_rounds_pairs(files)
     score = dict(zip(pairs, got.tolist()))
     # (0, 2) is neither image's nearest candidate: compared once rocket proved to have a copy
     assert score[(0, 1)] >= verification.DEFAULT_MIN_SCORE and keep[list(pairs).index((0, 2))]
     # (3, 5) is neither's nearest either, and neither astronaut nor the stereo view has a copy
     assert np.isnan(score[(3, 5)]) and not keep[list(pairs).index((3, 5))]
     assert score[(3, 4)] < verification.DEFAULT_MIN_SCORE and score[(4, 5)] < verification.DEFAULT_MIN_SCORE
+
+
+def test_verification_reports_progress_round_by_round(files, monkeypatch):
+    monkeypatch.setattr(verification, "MAX_DECODED", 2)  # one pair per batch
+    calls = []
+    check_rounds_pairs(files, progress=lambda fraction, label: calls.append((fraction, label)))
+    # round 1: each image's nearest (4 pairs); round 2: rocket's further candidate
+    assert [fraction for fraction, _ in calls] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert calls[0] == (0.25, "verification round 1: compared 1 of 4 image pairs")
+    assert calls[-1] == (1.0, "verification round 2: compared 1 of 1 image pairs")
 
 
 def test_each_image_keeps_its_nearest_candidates():
