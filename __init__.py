@@ -95,7 +95,7 @@ class FindApproximateDuplicates(_FindOperator):
         method, threshold, fraction = _approx_criteria(ctx.dataset, params, refs, source)
         approx_dups.validate_criteria(method, threshold, fraction, source.metric(ctx.dataset, params))
         require_samples(target)
-        brain_key = source.brain_key(ctx.dataset, params)  # a new index is built here
+        brain_key = source.brain_key(ctx.dataset, params, progress)  # a new index is built here
         if refs is None:
             return approx_dups.find_approximate_duplicates(
                 target, brain_key, method, threshold, fraction, progress,

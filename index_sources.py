@@ -15,6 +15,7 @@ import fiftyone.zoo as foz
 
 from . import pixel_embeddings, similarity, verification
 from .form_widgets import dropdown
+from .progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ class ExistingIndex:
         """The metric of the index to search; raises ValueError if unusable."""
         return similarity.similarity_config(dataset, self.brain_key(dataset, params)).metric
 
-    def brain_key(self, dataset: fo.Dataset, params: dict) -> Optional[str]:
-        """The brain key to search."""
+    def brain_key(self, dataset: fo.Dataset, params: dict, progress: Progress = None) -> Optional[str]:
+        """The brain key to search (nothing is built: ``progress`` is not called)."""
         if "sim_choices" in params:
             return params["sim_choices"]
         return next(iter(similarity.similarity_brain_keys(dataset)), None)
@@ -100,8 +101,9 @@ class _NewIndex:
             raise ValueError(error)
         return "cosine"
 
-    def brain_key(self, dataset: fo.Dataset, params: dict) -> str:
-        """Creates the index; returns its brain key.
+    def brain_key(self, dataset: fo.Dataset, params: dict, progress: Progress = None) -> str:
+        """Creates the index, reporting to the optional ``progress``
+        callback; returns its brain key.
 
         Raises:
             ValueError: if the key is taken or the index can't be built; no
@@ -110,11 +112,11 @@ class _NewIndex:
         self.metric(dataset, params)
         key = params.get("new_brain_key", pixel_embeddings.DEFAULT_BRAIN_KEY)
         logger.info("Building similarity index '%s' (%s)", key, self.name)
-        self.create(dataset, key, params)
+        self.create(dataset, key, params, progress)
         similarity.record_index_kind(dataset, key, self.name)
         return key
 
-    def create(self, dataset: fo.Dataset, brain_key: str, params: dict) -> None:
+    def create(self, dataset: fo.Dataset, brain_key: str, params: dict, progress: Progress) -> None:
         raise NotImplementedError
 
 
@@ -141,9 +143,9 @@ class PixelIndex(_NewIndex):
     def verifies(self, dataset: fo.Dataset, params: dict) -> bool:
         return True
 
-    def create(self, dataset: fo.Dataset, brain_key: str, params: dict) -> None:
+    def create(self, dataset: fo.Dataset, brain_key: str, params: dict, progress: Progress) -> None:
         pixel_embeddings.compute_pixel_similarity(
-            dataset, brain_key, mirror_invariant=params.get("mirror", True)
+            dataset, brain_key, mirror_invariant=params.get("mirror", True), progress=progress
         )
 
 
@@ -162,8 +164,8 @@ class ZooModelIndex(_NewIndex):
             raise ValueError(f"model_name '{params.get('model_name')}' is not {MODEL_HELP}")
         return super().metric(dataset, params)
 
-    def create(self, dataset: fo.Dataset, brain_key: str, params: dict) -> None:
-        model_name = params["model_name"]
+    def create(self, dataset: fo.Dataset, brain_key: str, params: dict, progress: Progress) -> None:
+        model_name = params["model_name"]  # the brain reports its own progress (to the log)
         try:
             fob.compute_similarity(dataset, model=model_name, brain_key=brain_key, backend="sklearn")
         except (OSError, ImportError) as e:

@@ -41,6 +41,7 @@ import fiftyone as fo
 import fiftyone.brain as fob
 
 from . import similarity
+from .progress import Progress
 
 THUMBNAIL = 32
 MAX_FREQUENCY = 6  # DCT coefficients with u + v <= this, without DC
@@ -59,6 +60,7 @@ DIM = NUM_STRUCTURE + NUM_COLOUR
 DEFAULT_BRAIN_KEY = "dedup_pixels"
 INDEX_KIND = "pixels"  # recorded on the brain run (similarity.index_kind)
 DEFAULT_THRESHOLD = 0.2  # plain cosine distance (no centring)
+BLOCK = 4096  # images embedded between progress reports
 # RGB -> (Y, Cb, Cr), all in 0..255
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
@@ -132,13 +134,16 @@ def embed_image(path: str, mirror_invariant: bool = True) -> np.ndarray:
     return embed_pixels(_thumbnail(path), mirror_invariant)
 
 
-def embed_images(paths: list, num_workers: int = 4, mirror_invariant: bool = True) -> np.ndarray:
+def embed_images(paths: list, num_workers: int = 4, mirror_invariant: bool = True,
+                 progress: Progress = None) -> np.ndarray:
     """Embeds image files in parallel threads.
 
     Args:
         paths: image files
         num_workers: number of threads
         mirror_invariant: make horizontally mirrored copies embed the same
+        progress: optional ``callback(fraction, label)``, called after each
+            block of :data:`BLOCK` images
 
     Returns:
         an ``len(paths) x DIM`` float32 array
@@ -152,8 +157,12 @@ def embed_images(paths: list, num_workers: int = 4, mirror_invariant: bool = Tru
         except (OSError, ValueError):
             return None
 
+    vectors = []
     with ThreadPoolExecutor(max_workers=num_workers) as pool:
-        vectors = list(pool.map(embed_or_none, paths, chunksize=64))
+        for start in range(0, len(paths), BLOCK):  # map would hold a future per image of all
+            vectors += pool.map(embed_or_none, paths[start : start + BLOCK])
+            if progress:
+                progress(len(vectors) / len(paths), f"embedded {len(vectors):,} of {len(paths):,} images")
     unreadable = [p for p, v in zip(paths, vectors) if v is None]
     if unreadable:
         raise ValueError(
@@ -168,6 +177,7 @@ def compute_pixel_similarity(
     brain_key: str = DEFAULT_BRAIN_KEY,
     mirror_invariant: bool = True,
     num_workers: int = 4,
+    progress: Progress = None,
 ):
     """Builds a sklearn similarity index of ``samples`` from pixel embeddings,
     stored as a regular brain run under ``brain_key``.
@@ -181,11 +191,12 @@ def compute_pixel_similarity(
         brain_key: the brain key of the new run
         mirror_invariant: make horizontally mirrored copies embed the same
         num_workers: number of threads that decode images
+        progress: optional ``callback(fraction, label)``
 
     Returns:
         the :class:`fiftyone.brain.similarity.SimilarityIndex`
     """
-    embeddings = embed_images(samples.values("filepath"), num_workers, mirror_invariant)
+    embeddings = embed_images(samples.values("filepath"), num_workers, mirror_invariant, progress)
     index = fob.compute_similarity(samples, embeddings=embeddings, backend="sklearn", brain_key=brain_key)
     similarity.record_index_kind(samples, brain_key, INDEX_KIND)
     return index

@@ -78,6 +78,17 @@ def test_a_verified_find_reports_its_verification_progress(dataset, photo_set):
     assert rounds and rounds[-1][0] == 1.0 and "image pairs" in rounds[-1][1]
 
 
+def test_embedding_reports_progress_block_by_block(tmp_path, monkeypatch):
+    monkeypatch.setattr(pixel_embeddings, "BLOCK", 2)
+    paths = [write_image(tmp_path / f"img{k}.png", seed=k) for k in range(5)]
+    calls = []
+    vectors = pixel_embeddings.embed_images(paths, num_workers=1,
+                                            progress=lambda fraction, label: calls.append((fraction, label)))
+    assert vectors.shape == (5, pixel_embeddings.DIM)
+    assert calls == [(0.4, "embedded 2 of 5 images"), (0.8, "embedded 4 of 5 images"),
+                     (1.0, "embedded 5 of 5 images")]
+
+
 def test_no_index_form_offers_pixels(dataset, tmp_path):
     dataset.add_sample(fo.Sample(filepath=write_image(tmp_path / "a.png", seed=1)))
     shown = form(FIND, dataset)
