@@ -364,12 +364,33 @@ def nearest_of_either(i: np.ndarray, j: np.ndarray, dist: np.ndarray, k: int) ->
     """
     keep = np.zeros(len(i), dtype=bool)
     for ends in (np.asarray(i), np.asarray(j)):
-        order = np.lexsort((dist, ends))
-        sorted_ends = ends[order]
-        first = np.searchsorted(sorted_ends, sorted_ends, side="left")
-        rank = np.arange(len(order)) - first
-        keep[order[rank < k]] = True
+        keep |= _rank_by_end(ends, dist) < k
     return keep
+
+
+def nearest_of_each(i: np.ndarray, j: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Which pairs are the closest pair of one of their two rows, among all
+    of that row's pairs (ties broken by position): at most one per row.
+
+    Args:
+        i: first rows of the pairs
+        j: second rows
+        dist: their distances
+
+    Returns:
+        a boolean mask over the pairs
+    """
+    rank = _rank_by_end(np.concatenate([i, j]), np.concatenate([dist, dist]))
+    return (rank[: len(i)] == 0) | (rank[len(i) :] == 0)
+
+
+def _rank_by_end(ends: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Each pair's rank among the pairs of the same end, closest first."""
+    order = np.lexsort((dist, ends))
+    sorted_ends = ends[order]
+    rank = np.empty(len(ends), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - np.searchsorted(sorted_ends, sorted_ends, side="left")
+    return rank
 
 
 class _ExactSearch(PairSearch):

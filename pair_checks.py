@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from . import review_marks, verification
-from .neighbor_search import nearest_of_either
+from .neighbor_search import nearest_of_each, nearest_of_either
 from .neighbors import Groups, Pairs, join_linked_groups
 from .progress import Progress
 from .results import SampleCollection
@@ -112,15 +112,19 @@ def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list
     are compared (:func:`verification.verify_pairs`) in rounds, and
     confirmed (:func:`confirm_pairs`).
 
-    The first round compares each image's nearest candidate; each further
-    round, the other candidates of the images a round confirmed a copy of
-    (an original with several copies, a crop whose nearest is another
-    copy). Most images of a large collection have no copy, and a copy is
-    almost always the nearest candidate of itself or of its original
-    (2,800 of the 2,810 related pairs confirmed among 50,000 photos of
-    ``benchmarks/scale_quality.py``): there, this compares 154,027 pairs
-    instead of 410,729 and loses those 10. On ``benchmarks/quality.py``'s
-    photos, where every original has copies, it finds the same groups.
+    The first round compares each image's nearest candidate
+    (:func:`neighbor_search.nearest_of_each`); each further round, the
+    other candidates of the images a round confirmed a copy of (an original
+    with several copies, a crop whose nearest is another copy). Most images
+    of a large collection have no copy, and a copy is almost always the
+    nearest candidate of itself or of its original (2,796 of the 2,810
+    related pairs confirmed among 50,000 photos of
+    ``benchmarks/scale_quality.py`` when every candidate was compared):
+    replayed there, this compares 117,527 pairs instead of 410,729 and
+    loses 14 of those. The first round's pairs link each image to one
+    other, in small trees, so it decodes each image about once. On
+    ``benchmarks/quality.py``'s photos, where every original has copies,
+    it finds the same groups.
 
     Args:
         i: first positions of the candidate pairs
@@ -138,7 +142,7 @@ def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list
     i, j = np.asarray(i), np.asarray(j)
     candidates = nearest_candidates(i, j, dist)
     scores = np.full(len(i), np.nan)
-    due = candidates & nearest_of_either(i, j, dist, 1)
+    due = candidates & nearest_of_each(i, j, dist)
     round_number = 0
     while due.any():
         compared = np.flatnonzero(due)

@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter, ImageOps
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import eval_photos  # noqa: E402
 
-from image_dedup import pair_checks, verification  # noqa: E402
+from image_dedup import neighbor_search, pair_checks, verification  # noqa: E402
 
 
 def save(image: Image.Image, path, quality=90) -> str:
@@ -181,8 +181,9 @@ def test_pairs_scored_in_bounded_chunks_score_the_same(files, monkeypatch):
     assert scores(files, pairs) == whole
 
 
-ROUNDS_IMAGES = ["rocket", "rocket_edited", "rocket_mirror", "astronaut", "left", "right"]
-ROUNDS_PAIRS = {(0, 1): 0.01, (1, 2): 0.03, (0, 2): 0.05, (3, 4): 0.02, (4, 5): 0.01, (3, 5): 0.04}
+ROUNDS_IMAGES = ["rocket", "rocket_edited", "rocket_mirror", "astronaut", "left", "right", "burst0"]
+ROUNDS_PAIRS = {(0, 1): 0.01, (1, 2): 0.03, (0, 2): 0.05, (3, 4): 0.02, (4, 5): 0.01, (3, 5): 0.04,
+                (4, 6): 0.02, (5, 6): 0.05}
 
 
 def check_rounds_pairs(files, **kwargs) -> tuple:
@@ -197,8 +198,9 @@ def test_further_candidates_are_compared_only_for_images_with_a_copy(files):
     score = dict(zip(pairs, got.tolist()))
     # (0, 2) is neither image's nearest candidate: compared once rocket proved to have a copy
     assert score[(0, 1)] >= verification.DEFAULT_MIN_SCORE and keep[list(pairs).index((0, 2))]
-    # (3, 5) is neither's nearest either, and neither astronaut nor the stereo view has a copy
+    # (3, 5) and (5, 6) are neither's nearest either, and none of the four images has a copy
     assert np.isnan(score[(3, 5)]) and not keep[list(pairs).index((3, 5))]
+    assert np.isnan(score[(5, 6)])
     assert score[(3, 4)] < verification.DEFAULT_MIN_SCORE and score[(4, 5)] < verification.DEFAULT_MIN_SCORE
 
 
@@ -206,10 +208,17 @@ def test_verification_reports_progress_round_by_round(files, monkeypatch):
     monkeypatch.setattr(verification, "MAX_DECODED", 2)  # one pair per batch
     calls = []
     check_rounds_pairs(files, progress=lambda fraction, label: calls.append((fraction, label)))
-    # round 1: each image's nearest (4 pairs); round 2: rocket's further candidate
-    assert [fraction for fraction, _ in calls] == [0.25, 0.5, 0.75, 1.0, 1.0]
-    assert calls[0] == (0.25, "verification round 1: compared 1 of 4 image pairs")
+    # round 1: each image's nearest (5 pairs); round 2: rocket's further candidate
+    assert [fraction for fraction, _ in calls] == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
+    assert calls[0] == (0.2, "verification round 1: compared 1 of 5 image pairs")
     assert calls[-1] == (1.0, "verification round 2: compared 1 of 1 image pairs")
+
+
+def test_the_first_round_is_each_images_single_nearest_candidate():
+    # (1, 2) is image 1's only candidate after it, but 1 and 2 each have a nearer one
+    i, j, dist = np.array([0, 1, 0]), np.array([1, 2, 2]), np.array([0.1, 0.3, 0.05])
+    assert neighbor_search.nearest_of_each(i, j, dist).tolist() == [True, False, True]
+    assert neighbor_search.nearest_of_either(i, j, dist, 1).tolist() == [True, True, True]
 
 
 def test_each_image_keeps_its_nearest_candidates():
