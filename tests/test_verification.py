@@ -181,37 +181,40 @@ def test_pairs_scored_in_bounded_chunks_score_the_same(files, monkeypatch):
     assert scores(files, pairs) == whole
 
 
-ROUNDS_IMAGES = ["rocket", "rocket_edited", "rocket_mirror", "astronaut", "left", "right", "burst0"]
-ROUNDS_PAIRS = {(0, 1): 0.01, (1, 2): 0.03, (0, 2): 0.05, (3, 4): 0.02, (4, 5): 0.01, (3, 5): 0.04,
-                (4, 6): 0.02, (5, 6): 0.05}
+ROUNDS_IMAGES = ["rocket", "rocket_edited", "rocket_mirror", "rocket_copy", "astronaut", "left", "right"]
+# first round, each image's nearest: (0, 3) byte-identical, (1, 4), (2, 5) and (5, 6) other photos;
+# (4, 5) at 0.3 sets the scale: "close" is within 0.3 * CLOSE_SHARE = 0.02
+ROUNDS_PAIRS = {(0, 3): 0.001, (1, 4): 0.005, (2, 5): 0.2, (5, 6): 0.01,
+                (0, 1): 0.015, (0, 2): 0.25, (3, 6): 0.1, (4, 5): 0.3}
 
 
-def check_rounds_pairs(files, **kwargs) -> tuple:
+def check_rounds_pairs(files, **kwargs) -> dict:
     i, j = (np.array(side) for side in zip(*ROUNDS_PAIRS))
-    return pair_checks.check_candidates(i, j, np.array(list(ROUNDS_PAIRS.values())),
-                                        [files[n] for n in ROUNDS_IMAGES], **kwargs)
+    keep, scores = pair_checks.check_candidates(i, j, np.array(list(ROUNDS_PAIRS.values())),
+                                                [files[n] for n in ROUNDS_IMAGES], **kwargs)
+    return {pair: (bool(kept), score) for pair, kept, score in zip(ROUNDS_PAIRS, keep, scores.tolist())}
 
 
-def test_further_candidates_are_compared_only_for_images_with_a_copy(files):
-    pairs = ROUNDS_PAIRS
-    keep, got = check_rounds_pairs(files)
-    score = dict(zip(pairs, got.tolist()))
-    # (0, 2) is neither image's nearest candidate: compared once rocket proved to have a copy
-    assert score[(0, 1)] >= verification.DEFAULT_MIN_SCORE and keep[list(pairs).index((0, 2))]
-    # (3, 5) and (5, 6) are neither's nearest either, and none of the four images has a copy
-    assert np.isnan(score[(3, 5)]) and not keep[list(pairs).index((3, 5))]
-    assert np.isnan(score[(5, 6)])
-    assert score[(3, 4)] < verification.DEFAULT_MIN_SCORE and score[(4, 5)] < verification.DEFAULT_MIN_SCORE
+def test_further_candidates_are_compared_for_images_with_copies(files):
+    got = check_rounds_pairs(files)
+    assert got[(0, 3)] == (True, 1.0)
+    assert all(not got[pair][0] for pair in [(1, 4), (2, 5), (5, 6)])
+    # round 2: rocket has one copy; its close candidate is compared (a page with one copy,
+    # whose nearest are other pages of its layout), its far ones not yet
+    assert got[(0, 1)][0]
+    # round 3: rocket has two copies; its far candidate is compared too
+    assert got[(0, 2)][0]
+    # the identical copy has one copy and a far candidate; the others have none
+    assert np.isnan(got[(3, 6)][1]) and np.isnan(got[(4, 5)][1])
 
 
 def test_verification_reports_progress_round_by_round(files, monkeypatch):
     monkeypatch.setattr(verification, "MAX_DECODED", 2)  # one pair per batch
     calls = []
     check_rounds_pairs(files, progress=lambda fraction, label: calls.append((fraction, label)))
-    # round 1: each image's nearest (5 pairs); round 2: rocket's further candidate
-    assert [fraction for fraction, _ in calls] == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
-    assert calls[0] == (0.2, "verification round 1: compared 1 of 5 image pairs")
-    assert calls[-1] == (1.0, "verification round 2: compared 1 of 1 image pairs")
+    assert [fraction for fraction, _ in calls] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert calls[0] == (0.25, "verification round 1: compared 1 of 4 image pairs")
+    assert calls[-1] == (1.0, "verification round 3: compared 1 of 1 image pairs")
 
 
 def test_the_first_round_is_each_images_single_nearest_candidate():
