@@ -31,7 +31,9 @@ documents can be this close too: :mod:`verification` compares the images
 themselves for the candidate pairs.
 """
 
+import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -61,6 +63,9 @@ DEFAULT_BRAIN_KEY = "dedup_pixels"
 INDEX_KIND = "pixels"  # recorded on the brain run (similarity.index_kind)
 DEFAULT_THRESHOLD = 0.2  # plain cosine distance (no centring)
 BLOCK = 4096  # images embedded between progress reports
+CHUNK = 256  # images a thread decodes, then embeds at once
+# one thread per core: more only contend (2 cores: 2,621 images/s with 2 threads, 2,282 with 4)
+NUM_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 # RGB -> (Y, Cb, Cr), all in 0..255
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
@@ -76,49 +81,53 @@ def _thumbnail(path: str) -> np.ndarray:
     return np.asarray(thumb, dtype=np.float64)
 
 
-def _colour_histogram(ycc: np.ndarray) -> np.ndarray:
-    """Soft (linear-interpolated) histogram of pixels over the colour cells."""
-    pixels = ycc.reshape(-1, 3)
-    hist = np.zeros(COLOUR_BINS)
-    pos, low, frac = [], [], []
+def _colour_histograms(ycc: np.ndarray) -> np.ndarray:
+    """Soft (linear-interpolated) histograms of each image's pixels over the
+    colour cells: ``n x THUMBNAIL x THUMBNAIL x 3`` -> ``n x NUM_COLOUR``."""
+    pixels = ycc.reshape(len(ycc), -1, 3)
+    low, frac = [], []
     for axis, bins in enumerate(COLOUR_BINS):
-        values = pixels[:, axis] + (128.0 if axis else 0.0)
+        values = pixels[:, :, axis] + (128.0 if axis else 0.0)
         p = np.clip(values / 256.0 * bins - 0.5, 0, bins - 1)
-        lo = np.minimum(np.floor(p).astype(np.int64), bins - 2) if bins > 1 else np.zeros(len(p), np.int64)
-        pos.append(p)
+        lo = np.minimum(np.floor(p).astype(np.int64), bins - 2) if bins > 1 else np.zeros(p.shape, np.int64)
         low.append(lo)
         frac.append(p - lo)
+    image = np.arange(len(ycc))[:, None] * NUM_COLOUR  # each image's own bins
+    hist = np.zeros(len(ycc) * NUM_COLOUR)
     for corner in range(8):
-        idx, weight = [], np.ones(len(pixels))
+        idx, weight = [], np.ones(pixels.shape[:2])
         for axis in range(3):
             up = (corner >> axis) & 1
             idx.append(low[axis] + up)
             weight = weight * (frac[axis] if up else 1 - frac[axis])
-        np.add.at(hist, tuple(idx), weight)
-    return np.sqrt(hist.ravel() / len(pixels))
+        cells = image + np.ravel_multi_index(idx, COLOUR_BINS)
+        hist += np.bincount(cells.ravel(), weight.ravel(), minlength=len(hist))
+    return np.sqrt(hist.reshape(len(ycc), NUM_COLOUR) / pixels.shape[1])
 
 
 def embed_pixels(rgb: np.ndarray, mirror_invariant: bool = True) -> np.ndarray:
-    """The embedding of a THUMBNAIL x THUMBNAIL x 3 RGB array (0..255).
+    """The embeddings of thumbnails, all at once (numpy's per-call cost, paid
+    per image, held the threads of :func:`embed_images` to one core).
 
     Args:
-        rgb: the thumbnail
+        rgb: ``n x THUMBNAIL x THUMBNAIL x 3`` RGB arrays (0..255)
         mirror_invariant: make a horizontally mirrored image embed the same
 
     Returns:
-        a unit float32 vector of length :data:`DIM`
+        an ``n x DIM`` array of unit float32 vectors
     """
     ycc = rgb @ _YCC.T
-    coeffs = dctn(ycc[:, :, 0], norm="ortho")[_V, _U] * _FREQ_WEIGHT
+    coeffs = dctn(ycc[..., 0], axes=(1, 2), norm="ortho")[:, _V, _U] * _FREQ_WEIGHT
     if mirror_invariant:
-        coeffs[_ODD_U] = np.abs(coeffs[_ODD_U])
-    energy = np.linalg.norm(coeffs) / THUMBNAIL
-    structure = coeffs / np.linalg.norm(coeffs) if energy > 0 else coeffs
+        coeffs[:, _ODD_U] = np.abs(coeffs[:, _ODD_U])
+    norm = np.linalg.norm(coeffs, axis=1, keepdims=True)
+    energy = norm / THUMBNAIL
+    structure = np.divide(coeffs, norm, out=np.zeros_like(coeffs), where=norm > 0)
     share = energy / (energy + CONTRAST_KNEE)  # flat images: colour only
-    colour = _colour_histogram(ycc)
-    vector = np.concatenate([structure * share * np.sqrt(1 - COLOUR_WEIGHT**2),
-                             colour / np.linalg.norm(colour) * COLOUR_WEIGHT])
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
+    colour = _colour_histograms(ycc)
+    vectors = np.concatenate([structure * share * np.sqrt(1 - COLOUR_WEIGHT**2),
+                              colour / np.linalg.norm(colour, axis=1, keepdims=True) * COLOUR_WEIGHT], axis=1)
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
 def embed_image(path: str, mirror_invariant: bool = True) -> np.ndarray:
@@ -131,19 +140,20 @@ def embed_image(path: str, mirror_invariant: bool = True) -> np.ndarray:
     Returns:
         a unit float32 vector of length :data:`DIM`
     """
-    return embed_pixels(_thumbnail(path), mirror_invariant)
+    return embed_pixels(_thumbnail(path)[None], mirror_invariant)[0]
 
 
-def embed_images(paths: list, num_workers: int = 4, mirror_invariant: bool = True,
+def embed_images(paths: list, num_workers: int = NUM_WORKERS, mirror_invariant: bool = True,
                  progress: Progress = None) -> np.ndarray:
-    """Embeds image files in parallel threads.
+    """Embeds many image files: each thread decodes the thumbnails of
+    :data:`CHUNK` files and embeds them at once.
 
     Args:
         paths: image files
         num_workers: number of threads
         mirror_invariant: make horizontally mirrored copies embed the same
         progress: optional ``callback(fraction, label)``, called after each
-            block of :data:`BLOCK` images
+            :data:`BLOCK` files
 
     Returns:
         an ``len(paths) x DIM`` float32 array
@@ -151,32 +161,45 @@ def embed_images(paths: list, num_workers: int = 4, mirror_invariant: bool = Tru
     Raises:
         ValueError: naming the first few files that can't be read as images
     """
-    def embed_or_none(path):
-        try:
-            return embed_image(path, mirror_invariant)
-        except (OSError, ValueError):
-            return None
+    def embed_chunk(chunk: list) -> tuple:
+        thumbs = [_thumbnail_or_none(path) for path in chunk]
+        unreadable = [path for path, thumb in zip(chunk, thumbs) if thumb is None]
+        return (None if unreadable else embed_pixels(np.stack(thumbs), mirror_invariant)), unreadable
 
-    vectors = []
+    vectors, unreadable = [], []
     with ThreadPoolExecutor(max_workers=num_workers) as pool:
-        for start in range(0, len(paths), BLOCK):  # map would hold a future per image of all
-            vectors += pool.map(embed_or_none, paths[start : start + BLOCK])
+        for start in range(0, len(paths), BLOCK):
+            block = paths[start : start + BLOCK]
+            for chunk_vectors, chunk_unreadable in pool.map(embed_chunk, _chunks(block, CHUNK)):
+                vectors.append(chunk_vectors)
+                unreadable += chunk_unreadable
             if progress:
-                progress(len(vectors) / len(paths), f"embedded {len(vectors):,} of {len(paths):,} images")
-    unreadable = [p for p, v in zip(paths, vectors) if v is None]
+                done = start + len(block)
+                progress(done / len(paths), f"embedded {done:,} of {len(paths):,} images")
     if unreadable:
         raise ValueError(
             f"{len(unreadable)} images can't be read, e.g. {unreadable[:3]}; "
             "fix or exclude them first"
         )
-    return np.stack(vectors) if vectors else np.empty((0, DIM), np.float32)
+    return np.concatenate(vectors) if vectors else np.empty((0, DIM), np.float32)
+
+
+def _thumbnail_or_none(path: str) -> Optional[np.ndarray]:
+    try:
+        return _thumbnail(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _chunks(items: list, size: int) -> list:
+    return [items[k : k + size] for k in range(0, len(items), size)]
 
 
 def compute_pixel_similarity(
     samples: fo.core.collections.SampleCollection,
     brain_key: str = DEFAULT_BRAIN_KEY,
     mirror_invariant: bool = True,
-    num_workers: int = 4,
+    num_workers: int = NUM_WORKERS,
     progress: Progress = None,
 ):
     """Builds a sklearn similarity index of ``samples`` from pixel embeddings,
