@@ -132,10 +132,17 @@ class _Image:
             rgb = np.asarray(image, dtype=np.float32)
         self.grey = np.ascontiguousarray(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
         self.rgb = rgb.astype(np.uint8)
-        denoised = cv2.medianBlur(np.clip(self.grey, 0, 255).astype(np.uint8), 3).astype(np.float32)
-        self.bands = [_band(denoised, sigmas) for sigmas in BANDS]
-        self.noise = [_noise_floor(band) for band in self.bands]
+        self._denoised = cv2.medianBlur(np.clip(self.grey, 0, 255).astype(np.uint8), 3).astype(np.float32)
+        self._bands = [None] * len(BANDS)
         self._features = {}
+
+    def band(self, k: int) -> tuple:
+        """The detail band ``k`` of :data:`BANDS` and its noise floor,
+        computed when first asked for (most pairs decide on the finest)."""
+        if self._bands[k] is None:
+            band = _band(self._denoised, BANDS[k])
+            self._bands[k] = band, _noise_floor(band)
+        return self._bands[k]
 
     def features(self, mirrored: bool):
         if mirrored not in self._features:
@@ -217,7 +224,8 @@ def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> 
     inside = cv2.erode(mask, np.ones((5, 5), np.uint8))
     inside[:2], inside[-2:], inside[:, :2], inside[:, -2:] = 0, 0, 0, 0
     warp_b = _mirror_first(matrix, wb) if mirrored else matrix
-    for band_a, band_b, noise_a, noise_b in zip(a.bands, b.bands, a.noise, b.noise):
+    for k in range(len(BANDS)):
+        (band_a, noise_a), (band_b, noise_b) = a.band(k), b.band(k)
         warped = cv2.warpAffine(band_b, warp_b, (wa, ha), flags=cv2.INTER_LINEAR)
         share = _matched_share(band_a, warped, inside, noise_a, noise_b)
         if share is None:
