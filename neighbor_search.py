@@ -44,6 +44,8 @@ COMPACT_PAIRS = 4_000_000
 # their re-measured distances do (of pairs at exactly equal distances, which are
 # kept may differ from nearest_of_either's order by position)
 TILE_NEAREST_MARGIN = 2
+# a tile whose closer values are fewer than 1 in this many is merged value by value (_RowNearest)
+SPARSE_SHARE = 16
 
 
 class Pairs(NamedTuple):
@@ -435,7 +437,7 @@ class _ExactSearch(PairSearch):
             if col0 == row0:  # pairs i < j only
                 tile[np.tril_indices(len(tile), 0, tile.shape[1])] = np.inf
             after.add(row0, tile, col0)
-            before.add(col0, tile.T, row0)
+            before.add(col0, tile, row0, by_column=True)
         (i1, j1), (i2, j2) = after.pairs(limit), before.pairs(limit)
         return np.concatenate([i1, i2]), np.concatenate([j1, j2])
 
@@ -478,12 +480,40 @@ class _RowNearest:
         self.value = np.full((n, count), np.inf, dtype=np.float32)
         self.column = np.full((n, count), -1, dtype=np.int64)
 
-    def add(self, row0: int, tile: np.ndarray, col0: int) -> None:
+    def add(self, row0: int, tile: np.ndarray, col0: int, by_column: bool = False) -> None:
         """Takes in a tile whose row ``r`` is row ``row0 + r`` and column
-        ``c`` column ``col0 + c``."""
+        ``c`` column ``col0 + c``; with ``by_column``, the tile's columns are
+        the rows (``tile.T``, without making that copy)."""
+        worst = self.value[row0 : row0 + tile.shape[1 if by_column else 0]].max(axis=1)
+        closer = tile < (worst[None, :] if by_column else worst[:, None])
+        found = np.flatnonzero(closer)  # row-major over the contiguous tile
+        if len(found) * SPARSE_SHARE < tile.size:  # past a row's first tiles, few values are closer
+            r, c = np.divmod(found, tile.shape[1])
+            if by_column:
+                r, c = c, r
+            self._merge(r + row0, tile.ravel()[found], c + col0)
+        else:
+            rows = np.flatnonzero(closer.any(axis=0 if by_column else 1))
+            self._select(rows, row0, tile.T if by_column else tile, col0)
+
+    def _merge(self, rows: np.ndarray, value: np.ndarray, column: np.ndarray) -> None:
+        """Merges values met in ``rows`` (one per entry, each closer than its
+        row's worst kept) into their rows' nearest."""
         count = self.value.shape[1]
-        worst = self.value[row0 : row0 + len(tile)].max(axis=1)
-        closer = np.flatnonzero((tile < worst[:, None]).any(axis=1))
+        touched = np.unique(rows)
+        rows = np.concatenate([np.repeat(touched, count), rows])
+        value = np.concatenate([self.value[touched].ravel(), value])
+        column = np.concatenate([self.column[touched].ravel(), column])
+        order = np.lexsort((value, rows))
+        first = np.searchsorted(rows[order], rows[order], side="left")
+        keep = order[np.arange(len(order)) - first < count]  # in row order, count per row
+        self.value[touched] = value[keep].reshape(-1, count)
+        self.column[touched] = column[keep].reshape(-1, count)
+
+    def _select(self, closer: np.ndarray, row0: int, tile: np.ndarray, col0: int) -> None:
+        """Keeps the nearest of the kept and the tile's values, in the rows
+        ``closer`` of the tile, by partial sorts of whole rows."""
+        count = self.value.shape[1]
         if not len(closer):
             return
         tile, rows = tile[closer], closer + row0

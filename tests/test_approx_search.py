@@ -106,13 +106,15 @@ def test_pairs_and_nearest_match_brute_force(metric):
     assert np.allclose(nearest, dists.min(axis=1), atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("method", ["exact", "faiss"])
-def test_nearest_pairs_while_searching_equal_nearest_of_all_pairs(monkeypatch, method):
+# exact: each tile merged value by value (0), as tuned (16), or by partial sorts of whole rows
+@pytest.mark.parametrize("method, sparse_share", [("exact", 0), ("exact", 16), ("exact", 10**12), ("faiss", 16)])
+def test_nearest_pairs_while_searching_equal_nearest_of_all_pairs(monkeypatch, method, sparse_share):
     """A loose threshold's pairs, held to each row's nearest few as they are
     found (exact: each row's running nearest over many small tiles; faiss:
     cut back every few hundred pairs), are the nearest few of all the pairs."""
     emb = clustered_embeddings(n=1500, dim=16, seed=7)
     every = neighbor_search.find_pairs(emb, "cosine", 0.5, method=method)
+    monkeypatch.setattr(neighbor_search, "SPARSE_SHARE", sparse_share)
     monkeypatch.setattr(neighbor_search, "TILE_ROWS", 128)
     monkeypatch.setattr(neighbor_search, "TILE_COLS", 200)
     monkeypatch.setattr(neighbor_search, "COMPACT_PAIRS", 300)
