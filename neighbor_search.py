@@ -504,11 +504,10 @@ class _RowNearest:
         rows = np.concatenate([np.repeat(touched, count), rows])
         value = np.concatenate([self.value[touched].ravel(), value])
         column = np.concatenate([self.column[touched].ravel(), column])
-        order = np.lexsort((value, rows))
-        first = np.searchsorted(rows[order], rows[order], side="left")
-        keep = order[np.arange(len(order)) - first < count]  # in row order, count per row
-        self.value[touched] = value[keep].reshape(-1, count)
-        self.column[touched] = column[keep].reshape(-1, count)
+        rank = _rank_by_end(rows, value)
+        keep = rank < count  # count per touched row: its kept values and the new ones, nearest first
+        self.value[rows[keep], rank[keep]] = value[keep]
+        self.column[rows[keep], rank[keep]] = column[keep]
 
     def _select(self, closer: np.ndarray, row0: int, tile: np.ndarray, col0: int) -> None:
         """Keeps the nearest of the kept and the tile's values, in the rows
