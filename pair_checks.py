@@ -155,6 +155,7 @@ def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list
     """
     i, j = np.asarray(i), np.asarray(j)
     candidates = nearest_candidates(i, j, dist)
+    close = dist <= CLOSE_SHARE * dist.max(initial=0.0)
     scores = np.full(len(i), np.nan)
     due = candidates & nearest_of_each(i, j, dist)
     round_number = 0
@@ -164,20 +165,19 @@ def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list
         scores[compared] = verification.verify_pairs([paths[k] for k in i[compared]],
                                                      [paths[k] for k in j[compared]], mirror,
                                                      progress=_labelled(progress, f"verification round {round_number}"))
-        due = candidates & np.isnan(scores) & _worth_comparing(i, j, dist, scores, len(paths))
+        due = candidates & np.isnan(scores) & _worth_comparing(i, j, close, scores, len(paths))
     compared = np.flatnonzero(~np.isnan(scores))
     keep = np.zeros(len(i), dtype=bool)
     keep[compared] = confirm_pairs(i[compared], j[compared], scores[compared])
     return keep, scores
 
 
-def _worth_comparing(i: np.ndarray, j: np.ndarray, dist: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+def _worth_comparing(i: np.ndarray, j: np.ndarray, close: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
     """The pairs that touch an image with several confirmed copies, or with
-    one and are close (see :func:`check_candidates`)."""
+    one and are ``close`` (see :func:`check_candidates`)."""
     confirmed = scores >= verification.DEFAULT_MIN_SCORE  # NaN: False
     copies = np.bincount(np.concatenate([i[confirmed], j[confirmed]]), minlength=n)
     most = np.maximum(copies[i], copies[j])
-    close = dist <= CLOSE_SHARE * dist.max(initial=0.0)
     return (most >= SEVERAL_COPIES) | ((most >= 1) & close)
 
 
