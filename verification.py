@@ -126,7 +126,7 @@ class _Image:
             if image.mode != "RGB":
                 image = image.convert("RGB")
             scale = SIZE / max(image.size)
-            if scale < 1:
+            if scale < 1:  # Pillow's BOX keeps small text apart; OpenCV's INTER_AREA blurred it (see tests)
                 image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                                      Image.Resampling.BOX)
             rgb = np.asarray(image, dtype=np.float32)
