@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from . import review_marks, verification
-from .neighbor_search import nearest_of_each, nearest_of_either
+from .nearest_rows import nearest_of_each, nearest_of_either
 from .neighbors import Groups, Pairs, join_linked_groups
 from .progress import Progress
 from .results import SampleCollection
@@ -118,7 +118,7 @@ def check_candidates(i: np.ndarray, j: np.ndarray, dist: np.ndarray, paths: list
     confirmed (:func:`confirm_pairs`).
 
     The first round compares each image's nearest candidate
-    (:func:`neighbor_search.nearest_of_each`). Most images of a large
+    (:func:`nearest_rows.nearest_of_each`). Most images of a large
     collection have no copy, and a copy is almost always the nearest
     candidate of itself or of its original: 2,796 of the 2,810 related
     pairs confirmed among 50,000 photos of ``benchmarks/scale_quality.py``

@@ -11,7 +11,7 @@ import fiftyone.operators as foo
 from database import PLUGIN
 from support import clustered_embeddings
 
-from image_dedup import approx_dups, neighbor_search, neighbors
+from image_dedup import approx_dups, nearest_rows, neighbor_search, neighbors
 
 FIND = f"{PLUGIN}/find_approximate_duplicate_images"
 TOLERANCE = 1e-5
@@ -114,12 +114,12 @@ def test_nearest_pairs_while_searching_equal_nearest_of_all_pairs(monkeypatch, m
     cut back every few hundred pairs), are the nearest few of all the pairs."""
     emb = clustered_embeddings(n=1500, dim=16, seed=7)
     every = neighbor_search.find_pairs(emb, "cosine", 0.5, method=method)
-    monkeypatch.setattr(neighbor_search, "SPARSE_SHARE", sparse_share)
+    monkeypatch.setattr(nearest_rows, "SPARSE_SHARE", sparse_share)
     monkeypatch.setattr(neighbor_search, "TILE_ROWS", 128)
     monkeypatch.setattr(neighbor_search, "TILE_COLS", 200)
-    monkeypatch.setattr(neighbor_search, "COMPACT_PAIRS", 300)
+    monkeypatch.setattr(nearest_rows, "COMPACT_PAIRS", 300)
     held = neighbor_search.find_pairs(emb, "cosine", 0.5, method=method, nearest=3)
-    keep = neighbor_search.nearest_of_either(every.i, every.j, every.dist, 3)
+    keep = nearest_rows.nearest_of_either(every.i, every.j, every.dist, 3)
     assert len(every.i) > 4 * len(held.i) > 0  # most pairs were dropped on the way
     assert np.array_equal(held.i, every.i[keep]) and np.array_equal(held.j, every.j[keep])
     assert np.array_equal(held.dist, every.dist[keep])

@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter, ImageOps
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import eval_photos  # noqa: E402
 
-from image_dedup import neighbor_search, pair_checks, verification  # noqa: E402
+from image_dedup import nearest_rows, pair_checks, verification  # noqa: E402
 
 
 def save(image: Image.Image, path, quality=90) -> str:
@@ -237,8 +237,8 @@ def test_verification_reports_progress_round_by_round(files, monkeypatch):
 def test_the_first_round_is_each_images_single_nearest_candidate():
     # (1, 2) is image 1's only candidate after it, but 1 and 2 each have a nearer one
     i, j, dist = np.array([0, 1, 0]), np.array([1, 2, 2]), np.array([0.1, 0.3, 0.05])
-    assert neighbor_search.nearest_of_each(i, j, dist).tolist() == [True, False, True]
-    assert neighbor_search.nearest_of_either(i, j, dist, 1).tolist() == [True, True, True]
+    assert nearest_rows.nearest_of_each(i, j, dist).tolist() == [True, False, True]
+    assert nearest_rows.nearest_of_either(i, j, dist, 1).tolist() == [True, True, True]
 
 
 def test_each_image_keeps_its_nearest_candidates():
