@@ -148,6 +148,18 @@ def test_images_too_flat_to_compare_are_never_confirmed(files):
     assert all(score < verification.DEFAULT_MIN_SCORE for score in got.values()), got
 
 
+def test_a_pair_with_an_image_without_detail_is_not_aligned(files):
+    """A flat image has no detail to compare in any band: its pairs score 0
+    before any key points are computed; a photo's pairs are aligned."""
+    red, rocket = verification._Image(files["red"]), verification._Image(files["rocket"])
+    smooth = verification._Image(files["smooth"])
+    assert red.flat() and not rocket.flat() and not smooth.flat()
+    assert verification.verify_pair(rocket, red) == 0.0
+    assert not red._features and not rocket._features
+    verification.verify_pair(rocket, smooth)
+    assert rocket._features and smooth._features
+
+
 def test_other_shots_documents_and_colours_score_low(files):
     got = scores(files, [("left", "right"), ("burst0", "burst1"), ("doc0", "doc1"),
                          ("red", "blue"), ("rocket", "astronaut"), ("doc1", "doc0_small")])
