@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import get_context
 
 import numpy as np
@@ -360,7 +361,8 @@ def pipeline(workdir: str) -> None:
     import fiftyone.operators as foo
 
     with open(os.path.join(workdir, "manifest.json")) as f:
-        paths = json.load(f)["paths"]
+        manifest = json.load(f)
+    paths = manifest["paths"]
     steps, timers = {}, Timers()
 
     start = time.perf_counter()
@@ -392,8 +394,25 @@ def pipeline(workdir: str) -> None:
     candidates = [(position[a], position[b], float(s))
                   for pa, pb, sc in timers.verified for a, b, s in zip(pa, pb, sc.tolist())]
     result["candidates"] = candidates
+    result["flat"] = flat_planted_images(manifest)
     with open(os.path.join(workdir, "pipeline.json"), "w") as f:
         json.dump(result, f, default=lambda value: value.item())
+
+
+def flat_planted_images(manifest: dict) -> list:
+    """Per image, whether it has no detail to compare
+    (``verification._Image.flat``: verification never confirms its pairs),
+    for the planted copies and their originals (None for the others)."""
+    from image_dedup import verification
+
+    identity, kind = manifest["identity"], manifest["kind"]
+    planted = {identity[k] for k, name in enumerate(kind) if name not in ("original", "exact")}
+    members = [k for k, ident in enumerate(identity) if ident in planted]
+    flat = [None] * manifest["n"]
+    with ThreadPoolExecutor(2) as pool:
+        for k, image in zip(members, pool.map(verification._load, [manifest["paths"][k] for k in members])):
+            flat[k] = image is None or image.flat()
+    return flat
 
 
 def candidates(workdir: str) -> None:
@@ -496,6 +515,8 @@ def score(manifest: dict, run: dict) -> dict:
     planted = [c for c in copies if c[2] != "exact"]
     exact = [c for c in copies if c[2] == "exact"]
     found_planted = sum(group[a] is not None and group[a] == group[b] for a, b, _ in planted)
+    comparable = [(a, b) for a, b, _ in planted if not (run["flat"][a] or run["flat"][b])]
+    found_comparable = sum(group[a] is not None and group[a] == group[b] for a, b in comparable)
     found_exact = sum(group[a] is not None and group[a] == group[b] for a, b, _ in exact)
     exact_marked = sum(bool(run["exact_marked"][a]) and bool(run["exact_marked"][b]) for a, b, _ in exact)
     cand_related = sum(identity[a] == identity[b] for a, b in cand_pairs)
@@ -509,6 +530,7 @@ def score(manifest: dict, run: dict) -> dict:
                 unrelated_sources[names[src]] = unrelated_sources.get(names[src], 0) + 1
     return dict(
         planted=len(planted), found_planted=found_planted, exact=len(exact), found_exact=found_exact,
+        comparable=len(comparable), found_comparable=found_comparable,
         exact_marked=exact_marked, grouped_images=sum(sizes), num_groups=len(sizes),
         largest=sizes[0] if sizes else 0, sizes_top=sizes[:5], total_pairs=total_pairs,
         unrelated_pairs=unrelated_pairs, identical_files=identical_files, unrelated_groups=len(unrelated_groups),
@@ -585,6 +607,9 @@ def report(manifest: dict, run: dict, quality: dict) -> str:
         f"| planted near copies found in one group with their original | "
         f"{_share(quality['found_planted'], quality['planted'])} | >= 95%: "
         f"{'met' if quality['found_planted'] >= PLANTED_GOAL * quality['planted'] else 'NOT met'} |",
+        f"| · of those with detail to compare (neither image flat: verification never confirms a flat "
+        f"image's pairs; {quality['planted'] - quality['comparable']:,} planted pairs have one) | "
+        f"{_share(quality['found_comparable'], quality['comparable'])} | - |",
         f"| grouped pairs that are unrelated (no shared source region, not the same file content) | "
         f"{_share(quality['unrelated_pairs'], quality['total_pairs'])} | <= 2%: "
         f"{'met' if quality['unrelated_pairs'] <= UNRELATED_GOAL * quality['total_pairs'] else 'NOT met'} |",
