@@ -31,7 +31,6 @@ documents can be this close too: :mod:`verification` compares the images
 themselves for the candidate pairs.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
@@ -42,7 +41,7 @@ from scipy.fft import dctn
 import fiftyone as fo
 import fiftyone.brain as fob
 
-from . import similarity
+from . import similarity, threads
 from .progress import Progress
 
 THUMBNAIL = 32
@@ -64,8 +63,7 @@ INDEX_KIND = "pixels"  # recorded on the brain run (similarity.index_kind)
 DEFAULT_THRESHOLD = 0.2  # plain cosine distance (no centring)
 BLOCK = 4096  # images embedded between progress reports
 CHUNK = 256  # images a thread decodes, then embeds at once
-# one thread per core: more only contend (2 cores: 2,621 images/s with 2 threads, 2,282 with 4)
-NUM_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+NUM_WORKERS = threads.IMAGE_THREADS
 # RGB -> (Y, Cb, Cr), all in 0..255
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 

@@ -71,7 +71,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageOps
 
-from . import pair_batches
+from . import pair_batches, threads
 from .progress import Progress
 
 try:
@@ -388,7 +388,7 @@ def verify_pairs(
     paths_a: list,
     paths_b: list,
     mirror: bool = True,
-    num_workers: int = 2,
+    num_workers: int = threads.IMAGE_THREADS,
     progress: Progress = None,
 ) -> np.ndarray:
     """Scores pairs of image files: 1 for the same photo (possibly edited),
@@ -399,7 +399,7 @@ def verify_pairs(
         paths_b: the other image file of each pair
         mirror: also compare each ``b`` mirrored left-right, so a mirrored
             copy counts as the same photo
-        num_workers: threads
+        num_workers: threads (default: one per core, see :mod:`threads`)
         progress: optional ``callback(fraction, label)``, called as the
             pairs are compared (at most once per percent)
 
