@@ -63,7 +63,6 @@ INDEX_KIND = "pixels"  # recorded on the brain run (similarity.index_kind)
 DEFAULT_THRESHOLD = 0.2  # plain cosine distance (no centring)
 BLOCK = 4096  # images embedded between progress reports
 CHUNK = 256  # images a thread decodes, then embeds at once
-NUM_WORKERS = threads.IMAGE_THREADS
 # RGB -> (Y, Cb, Cr), all in 0..255
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
@@ -141,7 +140,7 @@ def embed_image(path: str, mirror_invariant: bool = True) -> np.ndarray:
     return embed_pixels(_thumbnail(path)[None], mirror_invariant)[0]
 
 
-def embed_images(paths: list, num_workers: int = NUM_WORKERS, mirror_invariant: bool = True,
+def embed_images(paths: list, num_workers: int = threads.IMAGE_THREADS, mirror_invariant: bool = True,
                  progress: Progress = None) -> np.ndarray:
     """Embeds many image files: each thread decodes the thumbnails of
     :data:`CHUNK` files and embeds them at once.
@@ -197,7 +196,7 @@ def compute_pixel_similarity(
     samples: fo.core.collections.SampleCollection,
     brain_key: str = DEFAULT_BRAIN_KEY,
     mirror_invariant: bool = True,
-    num_workers: int = NUM_WORKERS,
+    num_workers: int = threads.IMAGE_THREADS,
     progress: Progress = None,
 ):
     """Builds a sklearn similarity index of ``samples`` from pixel embeddings,

@@ -332,16 +332,19 @@ def _span(cells: np.ndarray) -> int:
 def _has_detail(band: np.ndarray, noise: float) -> bool:
     """Whether a grid cell of ``band`` has detail above the noise variance
     ``noise`` (the textured cells of :func:`_matched_share`)."""
-    mean, mean_square = _cell_means(band, band * band)
-    return bool((mean_square - mean * mean - noise >= MIN_DETAIL**2).any())
+    return bool((_cell_variances(band) - noise >= MIN_DETAIL**2).any())
 
 
 def _noise_floor(band: np.ndarray) -> float:
     """The band's noise variance: that of its smoothest cells, capped (a
     finely textured photo has no smooth cells; its texture is not noise)."""
-    mean, mean_square = _cell_means(band, band * band, grid=NOISE_GRID)
-    variance = mean_square - mean * mean
-    return float(min(np.quantile(variance, 0.1), MAX_NOISE_VARIANCE))
+    return float(min(np.quantile(_cell_variances(band, NOISE_GRID), 0.1), MAX_NOISE_VARIANCE))
+
+
+def _cell_variances(band: np.ndarray, grid: int = GRID) -> np.ndarray:
+    """The variance of ``band`` over each cell of a ``grid`` x ``grid`` grid."""
+    mean, mean_square = _cell_means(band, band * band, grid=grid)
+    return mean_square - mean * mean
 
 
 def _refined(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> Optional[np.ndarray]:
