@@ -22,7 +22,8 @@ For a pair ``(a, b)``, at a small size (:data:`SIZE` pixels on the long side):
     correlate. A watermark or sticker spoils a few cells; parallax (another
     viewpoint) or different text spoils most. A cell counts if its detail
     rises above the image's noise floor (that of its smoothest cells), and
-    it correlates if it does as well as that noise allows. Both the textured
+    it correlates if it does as well as that noise allows; where the noise
+    allows little (:data:`MIN_ATTAINABLE`), it says nothing. Both the textured
     cells and those that correlate must reach :data:`MIN_SPAN` grid rows and
     columns: mosaics of flat tiles split in the same place agree along that
     one edge, whatever else they hold. Smooth photos (soft gradients, bokeh)
@@ -97,6 +98,11 @@ MIN_TEXTURED_CELLS = 12  # of GRID x GRID: fewer, and a few chance matches would
 # edge between two flat tiles textures one line of cells, and any two mosaics split
 # there agree on it
 MIN_SPAN = 3
+# a cell where noise lets the details correlate by less than this says nothing: its
+# bar (CELL_MIN_CORRELATION times that) is one a chance correlation passes. Such cells
+# (one image's detail below its noise floor, the other's faint) made 4 of the 6 pairs
+# of different near-flat mosaics confirmed among benchmarks/scale_quality.py's 50,000
+MIN_ATTAINABLE = 0.35
 # chosen on quality.py's tuning photos and benchmarks/scale_quality.py's sets: at 0.5
 # unrelated crops of self-similar wallpapers pass (21 pairs among 5,000 photos, 2 at 0.6
 # and 0.7); 0.6 and 0.7 differ by a few copies, and 0.7 keeps a margin from that edge;
@@ -302,9 +308,10 @@ def _gain(mx: np.ndarray, my: np.ndarray) -> float:
 def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: float = 0.0,
                    noise_y: float = 0.0) -> Optional[float]:
     """The share of textured grid cells (detail above the images' noise
-    floors ``noise_x``, ``noise_y``, as variances) whose details correlate as
-    well as that noise lets them; None if too few cells are textured, or if
-    they, or the cells that correlate, lie along one line of the grid."""
+    floors ``noise_x``, ``noise_y``, as variances, and enough of it in both
+    to correlate: :data:`MIN_ATTAINABLE`) whose details correlate as well as
+    that noise lets them; None if too few cells are textured, or if they, or
+    the cells that correlate, lie along one line of the grid."""
     x, y = x * inside, y * inside
     n, sx, sy, sxx, syy, sxy = _cell_means(inside, x, y, x * x, y * y, x * y)
     safe = np.maximum(n, 1e-6)
@@ -313,10 +320,10 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
     vy = np.maximum(syy / safe - my * my, 1e-6)
     corr = (sxy / safe - mx * my) / np.sqrt(vx * vy)
     signal_x, signal_y = np.maximum(vx - noise_x, 0), np.maximum(vy - noise_y, 0)
-    textured = (n >= 0.5) & (np.maximum(signal_x, signal_y) >= MIN_DETAIL**2)
+    attainable = np.sqrt(np.clip(signal_x / vx, 0, 1) * np.clip(signal_y / vy, 0, 1))
+    textured = (n >= 0.5) & (np.maximum(signal_x, signal_y) >= MIN_DETAIL**2) & (attainable >= MIN_ATTAINABLE)
     if textured.sum() < MIN_TEXTURED_CELLS or _span(textured) < MIN_SPAN:
         return None
-    attainable = np.sqrt(np.clip(signal_x / vx, 0, 1) * np.clip(signal_y / vy, 0, 1))
     matched = textured & (corr >= CELL_MIN_CORRELATION * attainable)
     share = float(matched.sum()) / float(textured.sum())
     if share >= REFINE_FROM and _span(matched) < MIN_SPAN:

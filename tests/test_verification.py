@@ -133,6 +133,25 @@ def test_agreement_along_one_edge_only_is_not_confirmed(files):
     assert scores(files, [("split0", "split1")])[("split0", "split1")] < verification.DEFAULT_MIN_SCORE
 
 
+def test_a_cell_one_image_holds_only_noise_in_cannot_agree():
+    """Two bands that share one edge (two grid rows of identical detail) and
+    differ in one cell above it: flat (below its noise floor) in one, faint
+    detail in the other. Noise leaves such a cell nothing to correlate, and
+    any chance correlation passed its bar: it stretched the agreement to a
+    third row, and different near-flat mosaics of 50,000 photos were
+    confirmed on it. With it saying nothing, the agreement lies along the
+    edge alone."""
+    rng = np.random.default_rng(5)
+    edge = rng.normal(0, 6, (48, 256)).astype(np.float32)
+    x, y = np.zeros((192, 256), np.float32), np.zeros((192, 256), np.float32)
+    x[48:96] = y[48:96] = edge  # grid rows 2 and 3 (cells of 24 x 32 pixels)
+    y[24:48, 224:] = rng.normal(0, 1.5, (24, 32))  # the cell of row 1, column 7
+    inside = np.ones_like(x)
+    assert verification._matched_share(x, y, inside, noise_x=0.01, noise_y=0.01) is None
+    x[24:48, :32] = y[24:48, :32] = rng.normal(0, 1.5, (24, 32))  # faint detail in both counts
+    assert verification._matched_share(x, y, inside, noise_x=0.01, noise_y=0.01) == 1.0
+
+
 def test_a_half_turned_white_is_not_a_brightness_change(files):
     """The same detail over a beige half in one image and a white half in
     the other: a white cell says little of a brightened copy's clipped
