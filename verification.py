@@ -24,9 +24,10 @@ For a pair ``(a, b)``, at a small size (:data:`SIZE` pixels on the long side):
     rises above the image's noise floor (that of its smoothest cells), and
     it correlates if it does as well as that noise allows; where the noise
     allows little (:data:`MIN_ATTAINABLE`), it says nothing. Both the textured
-    cells and those that correlate must reach :data:`MIN_SPAN` grid rows and
-    columns: mosaics of flat tiles split in the same place agree along that
-    one edge, whatever else they hold. Smooth photos (soft gradients, bokeh)
+    cells and those that correlate must reach more grid rows and columns
+    than one straight edge's detail does (:data:`MIN_SPAN`): mosaics of flat
+    tiles split in the same place agree along that one edge, whatever else
+    they hold. Smooth photos (soft gradients, bokeh)
     with too few textured cells at the finest band are compared at the next
     coarser one (:data:`BANDS`);
 4.  the mean colour of each cell must follow one global brightness /
@@ -94,10 +95,12 @@ CELL_MIN_CORRELATION = 0.85
 BANDS = ((0.7, 2.0), (1.5, 4.0), (3.0, 8.0))
 MIN_DETAIL = 1.0  # grey levels: a cell with less detail in both images says nothing
 MIN_TEXTURED_CELLS = 12  # of GRID x GRID: fewer, and a few chance matches would decide
-# grid rows and columns the textured cells, and those that agree, must reach: the
-# edge between two flat tiles textures one line of cells, and any two mosaics split
-# there agree on it
-MIN_SPAN = 3
+# grid rows and columns the textured cells, and those that agree, must reach, per band
+# of BANDS: one more than one straight edge can texture. The edge between two flat tiles
+# textures the cells it crosses, and any two mosaics split there agree on it; its detail
+# reaches ~3 outer sigmas either side, i.e. the next row of cells (~24 pixels) at the
+# coarsest band, where two such mosaics of 50,000 photos were confirmed on three rows
+MIN_SPAN = (3, 3, 4)
 # a cell where noise lets the details correlate by less than this says nothing: its
 # bar (CELL_MIN_CORRELATION times that) is one a chance correlation passes. Such cells
 # (one image's detail below its noise floor, the other's faint) made 4 of the 6 pairs
@@ -245,7 +248,7 @@ def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> 
     for k in range(len(BANDS)):
         (band_a, noise_a), (band_b, noise_b) = a.band(k), b.band(k)
         warped = cv2.warpAffine(band_b, warp_b, (wa, ha), flags=cv2.INTER_LINEAR)
-        share = _matched_share(band_a, warped, inside, noise_a, noise_b)
+        share = _matched_share(band_a, warped, inside, noise_a, noise_b, MIN_SPAN[k])
         if share is None:
             continue  # too little texture in this band: the next, coarser one
         if weight * share < REFINE_FROM:
@@ -306,12 +309,13 @@ def _gain(mx: np.ndarray, my: np.ndarray) -> float:
 
 
 def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: float = 0.0,
-                   noise_y: float = 0.0) -> Optional[float]:
+                   noise_y: float = 0.0, min_span: int = MIN_SPAN[0]) -> Optional[float]:
     """The share of textured grid cells (detail above the images' noise
     floors ``noise_x``, ``noise_y``, as variances, and enough of it in both
     to correlate: :data:`MIN_ATTAINABLE`) whose details correlate as well as
     that noise lets them; None if too few cells are textured, or if they, or
-    the cells that correlate, lie along one line of the grid."""
+    the cells that correlate, reach fewer than ``min_span`` grid rows or
+    columns (one straight edge's detail)."""
     x, y = x * inside, y * inside
     n, sx, sy, sxx, syy, sxy = _cell_means(inside, x, y, x * x, y * y, x * y)
     safe = np.maximum(n, 1e-6)
@@ -322,11 +326,11 @@ def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: fl
     signal_x, signal_y = np.maximum(vx - noise_x, 0), np.maximum(vy - noise_y, 0)
     attainable = np.sqrt(np.clip(signal_x / vx, 0, 1) * np.clip(signal_y / vy, 0, 1))
     textured = (n >= 0.5) & (np.maximum(signal_x, signal_y) >= MIN_DETAIL**2) & (attainable >= MIN_ATTAINABLE)
-    if textured.sum() < MIN_TEXTURED_CELLS or _span(textured) < MIN_SPAN:
+    if textured.sum() < MIN_TEXTURED_CELLS or _span(textured) < min_span:
         return None
     matched = textured & (corr >= CELL_MIN_CORRELATION * attainable)
     share = float(matched.sum()) / float(textured.sum())
-    if share >= REFINE_FROM and _span(matched) < MIN_SPAN:
+    if share >= REFINE_FROM and _span(matched) < min_span:
         return None  # agreement along one line says nothing (a lower share decides: no)
     return share
 

@@ -133,6 +133,23 @@ def test_agreement_along_one_edge_only_is_not_confirmed(files):
     assert scores(files, [("split0", "split1")])[("split0", "split1")] < verification.DEFAULT_MIN_SCORE
 
 
+def test_a_photo_whose_only_detail_is_one_straight_edge_is_too_flat_to_confirm(tmp_path):
+    """Two near-flat tones split across the middle of a grid row, and the
+    same brightened: at the coarsest band the edge's detail reaches the rows
+    above and below, three in all. Any two mosaics split there agree on it
+    (two different ones of 50,000 photos were confirmed so): with nothing
+    else to compare, only a byte-identical copy counts."""
+    def split_across(top: tuple, bottom: tuple) -> Image.Image:
+        pixels = np.zeros((480, 640, 3), np.float32)
+        pixels[:270], pixels[270:] = top, bottom  # row 108 of 192 at the compared size: grid row 4's middle
+        pixels += np.linspace(0, 8, 640, dtype=np.float32)[None, :, None]
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+    files = {"edge": save(split_across((40, 50, 30), (190, 180, 170)), tmp_path / "edge.jpg"),
+             "brighter": save(split_across((52, 62, 42), (202, 192, 182)), tmp_path / "brighter.jpg")}
+    assert scores(files, [("edge", "brighter")])[("edge", "brighter")] < verification.DEFAULT_MIN_SCORE
+
+
 def test_a_cell_one_image_holds_only_noise_in_cannot_agree():
     """Two bands that share one edge (two grid rows of identical detail) and
     differ in one cell above it: flat (below its noise floor) in one, faint
