@@ -61,8 +61,9 @@ detail bands, ORB). At most :data:`MAX_DECODED` images are held decoded;
 image.
 
 Every constant here was chosen on ``benchmarks/quality.py``'s tuning photos
-and on ``benchmarks/scale_quality.py``'s 1,500-photo set; the README reports
-``quality.py``'s held-out photos.
+and on ``benchmarks/scale_quality.py``'s sets (:data:`MIN_ATTAINABLE` and the
+coarsest band's :data:`MIN_SPAN` on the pairs its 50,000 photos wrongly
+confirmed); the README reports ``quality.py``'s held-out photos.
 """
 
 import hashlib
