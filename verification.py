@@ -27,9 +27,9 @@ For a pair ``(a, b)``, at a small size (:data:`SIZE` pixels on the long side):
     cells and those that correlate must reach more grid rows and columns
     than one straight edge's detail does (:data:`MIN_SPAN`): mosaics of flat
     tiles split in the same place agree along that one edge, whatever else
-    they hold. Smooth photos (soft gradients, bokeh)
-    with too few textured cells at the finest band are compared at the next
-    coarser one (:data:`BANDS`);
+    they hold. Smooth photos (soft gradients, bokeh) with too few textured
+    cells at the finest band are compared at the next coarser one
+    (:data:`BANDS`);
 4.  the mean colour of each cell must follow one global brightness /
     contrast change (:func:`_tone_share`): mosaics or crops that share a
     layout (tile edges in the same places) but not their content correlate
