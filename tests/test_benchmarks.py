@@ -1,5 +1,6 @@
-"""The benchmark script runs end to end at small sizes (``--quick``) and every
-correctness check in its table passes. Speeds are not asserted here."""
+"""The benchmark scripts run end to end at small sizes (``--quick``): every
+correctness check in run.py's table passes, and robustness.py keeps distinct
+pages and hard negatives apart at other scales. Speeds are not asserted here."""
 
 import os
 import subprocess
@@ -20,3 +21,18 @@ def test_quick_benchmark_prints_the_table_with_every_check_passing():
     checks = [row.split(" | ")[-1].strip() for row in rows]
     assert len(checks) >= 13 and checks == [f"ok ({k})" for k in range(1, len(checks) + 1)], \
         "\n".join(lines)
+
+
+def test_quick_robustness_keeps_pages_and_hard_negatives_apart_at_other_scales(tmp_path):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "robustness.py"), "--quick", "--no-apt",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-5000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| ") and "/" in line]
+    pages = [row for row in rows if len(row) == 4]
+    photos = [row for row in rows if len(row) == 3]
+    assert len(pages) == 4 and len(photos) == 2, done.stdout
+    assert all(row[2] == "0 / 45" and row[3] == "10 / 10 |" for row in pages), done.stdout
+    assert all(row[1].startswith("0 / ") for row in photos), done.stdout
