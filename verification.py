@@ -343,7 +343,8 @@ def _span(cells: np.ndarray) -> int:
 
 def _has_detail(band: np.ndarray, noise: float) -> bool:
     """Whether a grid cell of ``band`` has detail above the noise variance
-    ``noise`` (the textured cells of :func:`_matched_share`)."""
+    ``noise``: what :func:`_matched_share` asks of one image's side of a
+    textured cell (the other's, and :data:`MIN_ATTAINABLE`, need a pair)."""
     return bool((_cell_variances(band) - noise >= MIN_DETAIL**2).any())
 
 

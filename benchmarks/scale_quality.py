@@ -403,13 +403,13 @@ def flat_planted_images(manifest: dict) -> list:
     """Per image, whether it has no detail to compare
     (``verification._Image.flat``: verification never confirms its pairs),
     for the planted copies and their originals (None for the others)."""
-    from image_dedup import verification
+    from image_dedup import threads, verification
 
     identity, kind = manifest["identity"], manifest["kind"]
     planted = {identity[k] for k, name in enumerate(kind) if name not in ("original", "exact")}
     members = [k for k, ident in enumerate(identity) if ident in planted]
     flat = [None] * manifest["n"]
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(threads.IMAGE_THREADS) as pool:
         for k, image in zip(members, pool.map(verification._load, [manifest["paths"][k] for k in members])):
             flat[k] = image is None or image.flat()
     return flat
