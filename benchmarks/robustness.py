@@ -59,7 +59,7 @@ def page_row(label: str, pages: list, folder: str, suffix: str) -> str:
     paths, copies = [], []
     for k, page in enumerate(pages):
         paths.append(os.path.join(folder, f"{label}_{k}{suffix}"))
-        page.save(paths[-1], quality=90) if suffix == ".jpg" else page.save(paths[-1])
+        page.save(paths[-1], quality=90)  # PNG ignores the quality
         copies.append(os.path.join(folder, f"{label}_{k}_q50.jpg"))
         page.convert("RGB").save(copies[-1], quality=50)
     pairs = [(x, y) for x in range(len(paths)) for y in range(x + 1, len(paths))]
@@ -92,18 +92,18 @@ def photo_rows(folder: str, scales: tuple, use_apt: bool) -> list:
         cache = {}
 
         def path(k: int) -> str:
+            if scale == 1.0:
+                return data.paths[k]
             if k not in cache:
-                cache[k] = data.paths[k]
-                if scale != 1.0:
-                    cache[k] = os.path.join(folder, f"{k}_{scale}.jpg")
-                    rescaled(Image.open(data.paths[k]).convert("RGB"), scale).save(cache[k], quality=92)
+                cache[k] = os.path.join(folder, f"{k}_{scale}.jpg")
+                rescaled(Image.open(data.paths[k]).convert("RGB"), scale).save(cache[k], quality=92)
             return cache[k]
 
         merged = verified([path(a) for a, _, _ in data.hard_pairs], [path(b) for _, b, _ in data.hard_pairs])
         kinds = sorted({kind for (_, _, kind), m in zip(data.hard_pairs, merged) if m})
         found = verified([path(a) for a, _ in duplicates], [path(b) for _, b in duplicates])
-        rows.append(" | ".join(["", f"{scale}x", " ".join([f"{int(merged.sum())} / {len(merged)}", *kinds]),
-                                f"{found.mean():.3f} of {len(found)}", ""]).strip())
+        hard = " ".join([f"{int(merged.sum())} / {len(merged)}", *kinds])
+        rows.append(f"| {scale}x | {hard} | {found.mean():.3f} of {len(found)} |")
     return rows
 
 
