@@ -379,10 +379,18 @@ def _refined(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> Option
 
 def verify_pair(a: _Image, b: _Image, mirror: bool = True) -> float:
     """The score of one pair of decoded images (see :func:`verify_pairs`)."""
+    return max(_score_or_too_flat(a, b, mirror), 0.0)
+
+
+def _score_or_too_flat(a: _Image, b: _Image, mirror: bool = True) -> float:
+    """:func:`verify_pair`'s score, or -1 if the pair has too little texture
+    to compare (an image without detail, or too few textured cells where
+    they overlap in every alignment tried): such a pair is never confirmed,
+    whatever it shows."""
     if a.digest == b.digest:
         return 1.0
     if a.flat() or b.flat():
-        return 0.0
+        return -1.0
     best = -1.0
     for mirrored in (False, True) if mirror else (False,):
         matrix = _transform(a, b, mirrored)
@@ -397,7 +405,7 @@ def verify_pair(a: _Image, b: _Image, mirror: bool = True) -> float:
             best = max(best, score)
             if best >= SURE_SCORE:
                 return best
-    return max(best, 0.0)  # too little texture to compare: not confirmed
+    return best
 
 
 def verify_pairs(

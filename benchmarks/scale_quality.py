@@ -394,25 +394,31 @@ def pipeline(workdir: str) -> None:
     candidates = [(position[a], position[b], float(s))
                   for pa, pb, sc in timers.verified for a, b, s in zip(pa, pb, sc.tolist())]
     result["candidates"] = candidates
-    result["flat"] = flat_planted_images(manifest)
+    result["direct"] = direct_planted_scores(manifest)
     with open(os.path.join(workdir, "pipeline.json"), "w") as f:
         json.dump(result, f, default=lambda value: value.item())
 
 
-def flat_planted_images(manifest: dict) -> list:
-    """Per image, whether it has no detail to compare
-    (``verification._Image.flat``: verification never confirms its pairs),
-    for the planted copies and their originals (None for the others)."""
+def direct_planted_scores(manifest: dict) -> list:
+    """Each planted copy compared with its original directly, whatever the
+    index found: ``[copy, score, flat, verified]``, where ``score`` is -1 for
+    a pair too flat to compare (verification never confirms it) and ``flat``
+    says whether that is because an image has no detail at all."""
     from image_dedup import threads, verification
 
-    identity, kind = manifest["identity"], manifest["kind"]
-    planted = {identity[k] for k, name in enumerate(kind) if name not in ("original", "exact")}
-    members = [k for k, ident in enumerate(identity) if ident in planted]
-    flat = [None] * manifest["n"]
+    identity, kind, paths = manifest["identity"], manifest["kind"], manifest["paths"]
+    original = {identity[k]: k for k, name in enumerate(kind) if name == "original"}
+    copies = [k for k, name in enumerate(kind) if name not in ("original", "exact")]
+
+    def compare(copy: int) -> list:
+        a, b = verification._load(paths[original[identity[copy]]]), verification._load(paths[copy])
+        if a is None or b is None:
+            return [copy, -1.0, True, False]
+        score = verification._score_or_too_flat(a, b)
+        return [copy, score, a.flat() or b.flat(), score >= verification.DEFAULT_MIN_SCORE]
+
     with ThreadPoolExecutor(threads.IMAGE_THREADS) as pool:
-        for k, image in zip(members, pool.map(verification._load, [manifest["paths"][k] for k in members])):
-            flat[k] = image is None or image.flat()
-    return flat
+        return list(pool.map(compare, copies))
 
 
 def candidates(workdir: str) -> None:
@@ -506,16 +512,20 @@ def score(manifest: dict, run: dict) -> dict:
     candidates = run["candidates"]
     cand_pairs = {(min(a, b), max(a, b)): s for a, b, s in candidates}
     per_kind = {}
+    direct = {copy: (score, flat, verified) for copy, score, flat, verified in run["direct"]}
     for a, b, kind_name in copies:
         found = group[a] is not None and group[a] == group[b]
-        row = per_kind.setdefault(kind_name, [0, 0, 0])
+        row = per_kind.setdefault(kind_name, [0, 0, 0, 0, 0])
         row[0] += 1
         row[1] += (min(a, b), max(a, b)) in cand_pairs
         row[2] += found
+        if b in direct:  # planted, not exact
+            row[3] += direct[b][0] >= 0
+            row[4] += direct[b][2]
     planted = [c for c in copies if c[2] != "exact"]
     exact = [c for c in copies if c[2] == "exact"]
     found_planted = sum(group[a] is not None and group[a] == group[b] for a, b, _ in planted)
-    comparable = [(a, b) for a, b, _ in planted if not (run["flat"][a] or run["flat"][b])]
+    comparable = [(a, b) for a, b, _ in planted if direct[b][0] >= 0]
     found_comparable = sum(group[a] is not None and group[a] == group[b] for a, b in comparable)
     found_exact = sum(group[a] is not None and group[a] == group[b] for a, b, _ in exact)
     exact_marked = sum(bool(run["exact_marked"][a]) and bool(run["exact_marked"][b]) for a, b, _ in exact)
@@ -531,6 +541,8 @@ def score(manifest: dict, run: dict) -> dict:
     return dict(
         planted=len(planted), found_planted=found_planted, exact=len(exact), found_exact=found_exact,
         comparable=len(comparable), found_comparable=found_comparable,
+        flat_pairs=sum(direct[b][1] for _, b, _ in planted),
+        verified_directly=sum(direct[b][2] for _, b in comparable),
         exact_marked=exact_marked, grouped_images=sum(sizes), num_groups=len(sizes),
         largest=sizes[0] if sizes else 0, sizes_top=sizes[:5], total_pairs=total_pairs,
         unrelated_pairs=unrelated_pairs, identical_files=identical_files, unrelated_groups=len(unrelated_groups),
@@ -607,9 +619,11 @@ def report(manifest: dict, run: dict, quality: dict) -> str:
         f"| planted near copies found in one group with their original | "
         f"{_share(quality['found_planted'], quality['planted'])} | >= 95%: "
         f"{'met' if quality['found_planted'] >= PLANTED_GOAL * quality['planted'] else 'NOT met'} |",
-        f"| · of those with detail to compare (neither image flat: verification never confirms a flat "
-        f"image's pairs; {quality['planted'] - quality['comparable']:,} planted pairs have one) | "
-        f"{_share(quality['found_comparable'], quality['comparable'])} | - |",
+        f"| · of those with texture to compare (verification never confirms a pair too flat to compare: "
+        f"{quality['planted'] - quality['comparable']:,} planted pairs, {quality['flat_pairs']:,} of them "
+        f"with an image without detail) | {_share(quality['found_comparable'], quality['comparable'])} | - |",
+        f"| · of those with texture, verified when the copy is compared with its original directly "
+        f"(whatever the index found) | {_share(quality['verified_directly'], quality['comparable'])} | - |",
         f"| grouped pairs that are unrelated (no shared source region, not the same file content) | "
         f"{_share(quality['unrelated_pairs'], quality['total_pairs'])} | <= 2%: "
         f"{'met' if quality['unrelated_pairs'] <= UNRELATED_GOAL * quality['total_pairs'] else 'NOT met'} |",
@@ -625,13 +639,15 @@ def report(manifest: dict, run: dict, quality: dict) -> str:
         f"{out.get('num_rejected'):,} (of the compared: {quality['candidates_related']:,} related, "
         f"{quality['candidates_verified']:,} scored >= 0.5) | - |",
         "",
-        "| planted edit | copies | compared by verification | found in one group |",
-        "|---|---|---|---|",
+        "| planted edit | copies | with texture to compare | verified directly | compared by verification "
+        "| found in one group |",
+        "|---|---|---|---|---|---|",
     ]
     for kind_name in EDITS + COMBINED + ("exact",):
         if kind_name in quality["per_kind"]:
-            c, cand, found = quality["per_kind"][kind_name]
-            lines.append(f"| {kind_name} | {c} | {cand / c:.3f} | {found / c:.3f} |")
+            c, cand, found, textured, verified = quality["per_kind"][kind_name]
+            direct = f"{textured / c:.3f} | {verified / c:.3f}" if kind_name != "exact" else "- | -"
+            lines.append(f"| {kind_name} | {c} | {direct} | {cand / c:.3f} | {found / c:.3f} |")
     if quality["unrelated_sources"]:
         lines += ["", "Sources of the images in groups holding unrelated images: "
                   + ", ".join(f"{name} {count}" for name, count in quality["unrelated_sources"])]
