@@ -379,20 +379,21 @@ def _refined(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> Option
 
 def verify_pair(a: _Image, b: _Image, mirror: bool = True) -> float:
     """The score of one pair of decoded images (see :func:`verify_pairs`)."""
-    return max(_score_or_too_flat(a, b, mirror), 0.0)
+    return max(_score_or_too_flat(a, b, (False, True) if mirror else (False,)), 0.0)
 
 
-def _score_or_too_flat(a: _Image, b: _Image, mirror: bool = True) -> float:
-    """:func:`verify_pair`'s score, or -1 if the pair has too little texture
-    to compare (an image without detail, or too few textured cells where
-    they overlap in every alignment tried): such a pair is never confirmed,
+def _score_or_too_flat(a: _Image, b: _Image, orientations: tuple = (False, True)) -> float:
+    """:func:`verify_pair`'s score with ``b`` as is and/or mirrored
+    (``orientations``), or -1 if the pair has too little texture to compare
+    in them (an image without detail, or too few textured cells where they
+    overlap in every alignment tried): such a pair is never confirmed,
     whatever it shows."""
     if a.digest == b.digest:
         return 1.0
     if a.flat() or b.flat():
         return -1.0
     best = -1.0
-    for mirrored in (False, True) if mirror else (False,):
+    for mirrored in orientations:
         matrix = _transform(a, b, mirrored)
         candidates = [(matrix, True)] if matrix is not None else []
         candidates.append((_stretch(a, b), False))  # refining a plain stretch aligned unrelated layouts

@@ -401,9 +401,11 @@ def pipeline(workdir: str) -> None:
 
 def direct_planted_scores(manifest: dict) -> list:
     """Each planted copy compared with its original directly, whatever the
-    index found: ``[copy, score, flat, verified]``, where ``score`` is -1 for
-    a pair too flat to compare (verification never confirms it) and ``flat``
-    says whether that is because an image has no detail at all."""
+    index found, in the copy's true orientation only (the other one can find
+    texture in a misaligned near-flat pair): ``[copy, score, flat, verified]``,
+    where ``score`` is -1 for a pair too flat to compare (verification never
+    confirms it) and ``flat`` says whether that is because an image has no
+    detail at all."""
     from image_dedup import threads, verification
 
     identity, kind, paths = manifest["identity"], manifest["kind"], manifest["paths"]
@@ -414,7 +416,7 @@ def direct_planted_scores(manifest: dict) -> list:
         a, b = verification._load(paths[original[identity[copy]]]), verification._load(paths[copy])
         if a is None or b is None:
             return [copy, -1.0, True, False]
-        score = verification._score_or_too_flat(a, b)
+        score = verification._score_or_too_flat(a, b, ("mirror" in kind[copy],))
         return [copy, score, a.flat() or b.flat(), score >= verification.DEFAULT_MIN_SCORE]
 
     with ThreadPoolExecutor(threads.IMAGE_THREADS) as pool:
@@ -619,11 +621,13 @@ def report(manifest: dict, run: dict, quality: dict) -> str:
         f"| planted near copies found in one group with their original | "
         f"{_share(quality['found_planted'], quality['planted'])} | >= 95%: "
         f"{'met' if quality['found_planted'] >= PLANTED_GOAL * quality['planted'] else 'NOT met'} |",
-        f"| · of those with texture to compare (verification never confirms a pair too flat to compare: "
+        f"| · of those with texture to compare in the copy's true orientation (verification never confirms "
+        f"a pair too flat to compare: "
         f"{quality['planted'] - quality['comparable']:,} planted pairs, {quality['flat_pairs']:,} of them "
         f"with an image without detail) | {_share(quality['found_comparable'], quality['comparable'])} | - |",
         f"| · of those with texture, verified when the copy is compared with its original directly "
-        f"(whatever the index found) | {_share(quality['verified_directly'], quality['comparable'])} | - |",
+        f"in that orientation (whatever the index found) | "
+        f"{_share(quality['verified_directly'], quality['comparable'])} | - |",
         f"| grouped pairs that are unrelated (no shared source region, not the same file content) | "
         f"{_share(quality['unrelated_pairs'], quality['total_pairs'])} | <= 2%: "
         f"{'met' if quality['unrelated_pairs'] <= UNRELATED_GOAL * quality['total_pairs'] else 'NOT met'} |",
