@@ -78,6 +78,17 @@ def test_embedding_alone_finds_exact_copies_and_mirrors(heldout):
     assert result["recall"] >= 0.85  # measured 0.867: a floor against regressions
 
 
+def test_f1_interval_draws_whole_photos_again():
+    """How much F1 depends on which photos were held out: none when every
+    pair is found and none is false; otherwise an interval around the F1."""
+    identity = ["a"] * 3 + ["b"] * 3 + ["c"] * 2
+    truth = {(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5), (6, 7)}
+    assert quality.f1_interval(identity, truth, truth) == (1.0, 1.0)
+    predicted = {(0, 1), (0, 2), (1, 2), (3, 4), (2, 6)}  # b half missed, c missed, a false pair
+    low, high = quality.f1_interval(identity, predicted, truth)
+    assert low < 2 * 4 / (len(predicted) + len(truth)) < high
+
+
 def test_distances_do_not_depend_on_the_dataset(heldout):
     """Plain cosine of per-image vectors: a pair's distance is the same in any
     subset (no centring), and no non-empty image embeds to zero."""
