@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end at small sizes (``--quick``): every
-correctness check in run.py's table passes, and robustness.py keeps distinct
-pages and hard negatives apart at other scales. Speeds are not asserted here."""
+correctness check in run.py's table passes, robustness.py keeps distinct
+pages and hard negatives apart at other scales, and photo_sizes.py times every
+size. Speeds are not asserted here."""
 
 import os
 import subprocess
@@ -36,3 +37,13 @@ def test_quick_robustness_keeps_pages_and_hard_negatives_apart_at_other_scales(t
     assert len(pages) == 4 and len(photos) == 2, done.stdout
     assert all(row[2] == "0 / 45" and row[3] == "10 / 10 |" for row in pages), done.stdout
     assert all(row[1].startswith("0 / ") for row in photos), done.stdout
+
+
+def test_photo_sizes_times_each_size_and_jpeg_kind():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "photo_sizes.py")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-5000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| ") and " ms " in line]
+    assert [(row[0][2:], row[1]) for row in rows] == [
+        (f"{w}×{h}", kind) for w, h in ((640, 480), (1920, 1440), (4000, 3000), (6000, 4000))
+        for kind in ("baseline", "progressive")], done.stdout
