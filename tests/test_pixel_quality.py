@@ -84,7 +84,7 @@ def test_f1_interval_draws_whole_photos_again():
     identity = ["a"] * 3 + ["b"] * 3 + ["c"] * 2
     truth = {(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5), (6, 7)}
     assert quality.f1_interval(identity, truth, truth) == (1.0, 1.0)
-    predicted = {(0, 1), (0, 2), (1, 2), (3, 4), (2, 6)}  # b half missed, c missed, a false pair
+    predicted = {(0, 1), (0, 2), (1, 2), (3, 4), (2, 6)}  # b: 1 of 3 found; c missed; a false a-c pair
     low, high = quality.f1_interval(identity, predicted, truth)
     assert low < 2 * 4 / (len(predicted) + len(truth)) < high
 
