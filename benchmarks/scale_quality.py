@@ -408,19 +408,26 @@ def direct_planted_scores(manifest: dict) -> list:
     detail at all."""
     from image_dedup import threads, verification
 
-    identity, kind, paths = manifest["identity"], manifest["kind"], manifest["paths"]
-    original = {identity[k]: k for k, name in enumerate(kind) if name == "original"}
-    copies = [k for k, name in enumerate(kind) if name not in ("original", "exact")]
+    paths = manifest["paths"]
 
-    def compare(copy: int) -> list:
-        a, b = verification._load(paths[original[identity[copy]]]), verification._load(paths[copy])
+    def compare(pair: tuple) -> list:
+        original, copy, kind_name = pair
+        a, b = verification._load(paths[original]), verification._load(paths[copy])
         if a is None or b is None:
             return [copy, -1.0, True, False]
-        score = verification._score_or_too_flat(a, b, ("mirror" in kind[copy],))
+        score = verification._score_or_too_flat(a, b, ("mirror" in kind_name,))
         return [copy, score, a.flat() or b.flat(), score >= verification.DEFAULT_MIN_SCORE]
 
+    planted = [c for c in copies_of_originals(manifest) if c[2] != "exact"]
     with ThreadPoolExecutor(threads.IMAGE_THREADS) as pool:
-        return list(pool.map(compare, copies))
+        return list(pool.map(compare, planted))
+
+
+def copies_of_originals(manifest: dict) -> list:
+    """``(original, copy, kind)`` of every copy, planted or exact, by position."""
+    identity, kind = manifest["identity"], manifest["kind"]
+    original = {identity[k]: k for k, name in enumerate(kind) if name == "original"}
+    return [(original[identity[k]], k, name) for k, name in enumerate(kind) if name != "original"]
 
 
 def candidates(workdir: str) -> None:
@@ -437,16 +444,14 @@ def candidates(workdir: str) -> None:
 
     with open(os.path.join(workdir, "manifest.json")) as f:
         manifest = json.load(f)
-    paths, identity, kind = manifest["paths"], manifest["identity"], manifest["kind"]
+    paths, identity = manifest["paths"], manifest["identity"]
     start = time.perf_counter()
     emb = pixel_embeddings.embed_images(paths, num_workers=4)
     embed_s = time.perf_counter() - start
     start = time.perf_counter()
     pairs = find_pairs(emb, "cosine", verification.CANDIDATE_THRESHOLD)
     search_s = time.perf_counter() - start
-    original = {identity[k]: k for k in range(len(paths)) if kind[k] == "original"}
-    planted = {(min(a, b), max(a, b)) for a, b in
-               ((original[identity[k]], k) for k in range(len(paths)) if kind[k] not in ("original", "exact"))}
+    planted = {(min(a, b), max(a, b)) for a, b, name in copies_of_originals(manifest) if name != "exact"}
     dist = {(int(i), int(j)): float(d) for i, j, d in zip(pairs.i, pairs.j, pairs.dist)}
     related = np.array([identity[i] == identity[j] for i, j in dist], dtype=bool)
     d = np.array(list(dist.values()))
@@ -490,10 +495,8 @@ def candidates_report(c: dict) -> str:
 # ---------------------------------------------------------------- scoring and report
 
 def score(manifest: dict, run: dict) -> dict:
-    identity, kind, group = manifest["identity"], manifest["kind"], run["group"]
-    n = manifest["n"]
-    original = {identity[k]: k for k in range(n) if kind[k] == "original"}
-    copies = [(original[identity[k]], k, kind[k]) for k in range(n) if kind[k] != "original"]
+    identity, group = manifest["identity"], run["group"]
+    copies = copies_of_originals(manifest)
     members = {}
     for k, g in enumerate(group):
         if g is not None:
