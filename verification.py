@@ -33,9 +33,11 @@ For a pair ``(a, b)``, at a small size (:data:`SIZE` pixels on the long side):
 4.  the mean colour of each cell must follow one global brightness /
     contrast change (:func:`_tone_share`): mosaics or crops that share a
     layout (tile edges in the same places) but not their content correlate
-    in their edges, not in their tones. A channel near white in one image
-    only may have been clipped by a brightened copy, so it is checked on
-    one side only (:func:`_tone_agreement`); the score is the smaller share;
+    in their edges, not in their tones. The change is fitted on channels
+    clear of black and white, then applied to one image's pixels and
+    clipped to 0-255, as an edit clips them (more contrast turns a dark
+    background black), and compared with the other's cell means, each image
+    in turn taken as the edited one; the score is the smaller share;
 5.  a score in doubt (:data:`REFINE_FROM` up to :data:`DEFAULT_MIN_SCORE`)
     is measured again after refining the key-point alignment to sub-pixel
     accuracy (ECC): rotated, JPEG-damaged copies lose fine detail to a pixel
@@ -114,7 +116,10 @@ MIN_ATTAINABLE = 0.35
 DEFAULT_MIN_SCORE = 0.7
 TONE_GAIN = (0.5, 2.0)  # the contrast change a copy may have (edits of +-30% and more)
 TONE_TOLERANCE = (6.0, 0.05)  # a cell's mean may miss the global change by 6 levels + 5%
-TONE_SATURATED = 240.0  # cells this bright in a channel: clipped by a brightened copy
+# cell means this bright or dark in a channel may be clipped by an edit: left out of the
+# tone's fit (a cell this bright in both images says nothing at all)
+TONE_SATURATED = 240.0
+TONE_DARK = 15.0
 NOISE_GRID = 16
 MAX_NOISE_VARIANCE = 4.0
 MAX_DECODED = 512  # images held decoded at once by verify_pairs (~1 MB each)
@@ -255,58 +260,66 @@ def _score_aligned(a: _Image, b: _Image, matrix: np.ndarray, mirrored: bool) -> 
         if weight * share < REFINE_FROM:
             return weight * share  # too low to matter: no need to look at the tones
         rgb_b = cv2.warpAffine(b.rgb, warp_b, (wa, ha))
-        return weight * min(share, _tone_share(a.rgb, rgb_b, inside))
+        return weight * min(share, _tone_share(a.rgb, rgb_b, inside, enough=share))
     return -1.0  # too little texture to say
 
 
-def _tone_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray) -> float:
-    """The share of grid cells whose mean colour in ``y`` follows one global
-    brightness/contrast change of ``x``'s: the same gain on the three
-    channels (white balance and hue stay), fitted on the cells that follow it
-    best, so a watermark or sticker does not bend the fit. Cells near white
-    say nothing (a brightened copy clips them); with too few other cells,
-    neither does the tone (1.0)."""
+def _tone_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, enough: float = 1.0) -> float:
+    """The share of grid cells whose mean colour in one image follows one
+    global brightness/contrast change of the other's, clipped to 0-255 pixel
+    by pixel as an edit clips it: the same gain on the three channels (white
+    balance and hue stay), fitted on the cells that follow it best, so a
+    watermark or sticker does not bend the fit. Either image may be the
+    edited one: the better direction counts (the second is not tried if the
+    first reaches ``enough``). Cells near white in both say nothing; with too
+    few other cells, neither does the tone (1.0)."""
     share, sum_x, sum_y = _cell_means(inside, x * inside[..., None], y * inside[..., None])
     cells = share >= 0.5
     if cells.sum() < 4:
         return 0.0
     mx, my = sum_x[cells] / share[cells, None], sum_y[cells] / share[cells, None]
+    informative = ~((mx >= TONE_SATURATED) & (my >= TONE_SATURATED)).all(axis=1)
+    if informative.sum() < MIN_TEXTURED_CELLS:
+        return 1.0
+    first = _edited_share(x, mx, my, inside, cells, share, informative)
+    if first >= enough:
+        return first
+    return max(first, _edited_share(y, my, mx, inside, cells, share, informative))
+
+
+def _edited_share(x: np.ndarray, mx: np.ndarray, my: np.ndarray, inside: np.ndarray, cells: np.ndarray,
+                  share: np.ndarray, informative: np.ndarray) -> float:
+    """The share of ``informative`` cells whose mean ``my`` is that of ``x``
+    after one brightness/contrast change, fitted on the cell means ``mx``,
+    ``my`` and clipped pixel by pixel (0 if the fitted gain is out of
+    :data:`TONE_GAIN`)."""
+    unclipped = (mx > TONE_DARK) & (mx < TONE_SATURATED) & (my > TONE_DARK) & (my < TONE_SATURATED)
     fitted = np.ones(len(mx), dtype=bool)
     for _ in range(2):
-        gain = _gain(mx[fitted], my[fitted])
-        predicted = np.median(my[fitted] - gain * mx[fitted]) + gain * mx
-        residual = (np.abs(my - predicted) - TONE_TOLERANCE[1] * predicted).max(axis=1)
+        usable = unclipped & fitted[:, None]
+        if usable.sum() < 4:
+            usable = np.repeat(fitted[:, None], mx.shape[1], axis=1)
+        gain = _gain(mx, my, usable)
+        offset = np.median(my[usable] - gain * mx[usable])
+        residual = (np.abs(my - offset - gain * mx) - TONE_TOLERANCE[1] * (offset + gain * mx)).max(axis=1)
         fitted = residual <= np.quantile(residual, 0.75)
     if not TONE_GAIN[0] <= gain <= TONE_GAIN[1]:
         return 0.0
-    return _tone_agreement(mx, my, predicted)
+    edited = cv2.addWeighted(x, gain, x, 0.0, float(offset))  # uint8: clipped to 0-255
+    (edited,) = _cell_means(edited * inside[..., None])
+    predicted = edited[cells] / share[cells, None]
+    agree = (np.abs(my - predicted) <= TONE_TOLERANCE[0] + TONE_TOLERANCE[1] * predicted).all(axis=1)
+    return float(agree[informative].mean())
 
 
-def _tone_agreement(mx: np.ndarray, my: np.ndarray, predicted: np.ndarray) -> float:
-    """The share of cells (rows; channels in columns) whose mean in ``y``
-    is the predicted one. A channel near white in only one image was maybe
-    clipped by a brightened copy: near white in ``y``, only a ``y`` above the
-    prediction disagrees; near white in ``x`` (``x`` above its true value's
-    clip), only a ``y`` below it. Near white in both, a channel says nothing;
-    a cell with no channel left says nothing; with too few such cells,
-    neither does the tone (1.0)."""
-    slack = TONE_TOLERANCE[0] + TONE_TOLERANCE[1] * predicted
-    above, below = my - predicted - slack, predicted - my - slack
-    clipped_x, clipped_y = mx >= TONE_SATURATED, my >= TONE_SATURATED
-    clipped_both = clipped_x & clipped_y
-    miss = np.where(clipped_y, above, np.where(clipped_x, below, np.maximum(above, below)))
-    miss[clipped_both] = -np.inf
-    informative = ~clipped_both.all(axis=1)
-    if informative.sum() < MIN_TEXTURED_CELLS:
-        return 1.0
-    return float((miss[informative].max(axis=1) <= 0).mean())
-
-
-def _gain(mx: np.ndarray, my: np.ndarray) -> float:
-    """One least-squares gain for all channels (cells x channels)."""
-    centred_x, centred_y = mx - mx.mean(axis=0), my - my.mean(axis=0)
-    spread = float((centred_x * centred_x).mean())
-    return float((centred_x * centred_y).mean() / spread) if spread > 1.0 else 1.0
+def _gain(mx: np.ndarray, my: np.ndarray, usable: np.ndarray) -> float:
+    """One least-squares gain for all channels (cells x channels), fitted
+    on the ``usable`` entries."""
+    count = np.maximum(usable.sum(axis=0), 1)
+    centred_x = np.where(usable, mx - (mx * usable).sum(axis=0) / count, 0.0)
+    centred_y = np.where(usable, my - (my * usable).sum(axis=0) / count, 0.0)
+    spread = float((centred_x * centred_x).sum()) / max(int(usable.sum()), 1)
+    return float((centred_x * centred_y).sum() / usable.sum() / spread) if spread > 1.0 else 1.0
 
 
 def _matched_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, noise_x: float = 0.0,

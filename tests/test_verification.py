@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import skimage.data
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import eval_photos  # noqa: E402
@@ -111,6 +111,19 @@ def test_noisy_mirrored_copy_of_a_smooth_photo_scores_high(files):
     coarser band still see the same photo (0.55 before them)."""
     got = scores(files, [("smooth", "smooth_noisy_mirror")])
     assert got[("smooth", "smooth_noisy_mirror")] >= verification.DEFAULT_MIN_SCORE
+
+
+def test_more_contrast_clipping_a_dark_background_to_black_scores_high(tmp_path):
+    """A fundus photo's dark surround turns black pixel by pixel when its
+    contrast is raised 30%: the tone check clips its prediction the same way
+    and fits the change on channels clear of black and white, whichever of
+    the two is the edited one (0.31 and 0.50 when only near-white cells were
+    allowed for)."""
+    retina = Image.fromarray(skimage.data.retina()).resize((640, 640))
+    files = {"retina": save(retina, tmp_path / "retina.jpg"),
+             "contrast": save(ImageEnhance.Contrast(retina).enhance(1.3), tmp_path / "contrast.jpg")}
+    got = scores(files, [("retina", "contrast"), ("contrast", "retina")])
+    assert all(score >= verification.DEFAULT_MIN_SCORE for score in got.values()), got
 
 
 def test_same_layout_with_other_tones_scores_low(files):
