@@ -24,8 +24,12 @@ Methods:
     Groups that confirmed pairs link are joined, as the find does
     (``neighbors.join_linked_groups``).
 
-Usage: ``python benchmarks/quality.py [--install] [--no-apt] [--out DIR]``.
-``--install`` first installs the Debian packages with photos (root).
+Usage: ``python benchmarks/quality.py [--install] [--no-apt] [--out DIR]
+[--seed N] [--measure-on tune]``. ``--install`` first installs the Debian
+packages with photos (root); ``--seed`` draws other edits, documents and
+order; ``--measure-on tune`` measures the tables on the tuning part, to see
+how well the rules fit the photos they were chosen on (never a quality
+figure).
 """
 
 import argparse
@@ -235,8 +239,9 @@ class Method:
         self.chosen = max(f1, key=lambda t: (round(f1[t], 4), -t))
         return self.chosen
 
-    def heldout(self, data) -> dict:
-        return score(data, self.groupings(data, "heldout", [self.chosen])[self.chosen])
+    def measure(self, data) -> dict:
+        """The scores of the chosen threshold on ``data`` (the held-out part)."""
+        return score(data, self.groupings(data, "measured", [self.chosen])[self.chosen])
 
 
 def methods() -> list:
@@ -276,7 +281,7 @@ def report(rows: list, data) -> str:
              + " | F1, 95% of photo resamplings | images/s (embedding + verification) |",
              "|" + "---|" * (8 + len(kinds))]
     for m, s in rows:
-        speed = len(data.paths) / (m.seconds["heldout"] + m.seconds.get("heldout_verify", 0.0))
+        speed = len(data.paths) / (m.seconds["measured"] + m.seconds.get("measured_verify", 0.0))
         lines.append(
             f"| {m.name} | {_threshold_text(m)} | {s['precision']:.3f} | {s['recall']:.3f} | "
             f"**{s['f1']:.3f}** | {s['hard_merged_all']:.1%} | "
@@ -336,7 +341,10 @@ def main(argv=None):
     parser.add_argument("--install", action="store_true", help="apt-get install the photo packages first")
     parser.add_argument("--no-apt", action="store_true", help="only the Python packages' photos")
     parser.add_argument("--out", default=None, help="folder for the image files (default: a temp dir)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the random draw of edits, documents and order")
+    parser.add_argument("--measure-on", choices=("heldout", "tune"), default="heldout",
+                        help="the part the tables are measured on (tune: how well the rules fit the photos "
+                             "they were chosen on, never a quality figure)")
     parser.add_argument("--histogram", default=None, metavar="PNG",
                         help="also save the held-out distance histogram to this image file")
     args = parser.parse_args(argv)
@@ -346,22 +354,23 @@ def main(argv=None):
     out = args.out or tempfile.mkdtemp(prefix="dedup-quality-")
     parts = {p: eval_photos.build_eval_set(os.path.join(out, p), p, use_apt=use_apt, seed=args.seed)
              for p in ("tune", "heldout")}
-    heldout = parts["heldout"]
+    measured = parts[args.measure_on]
     print(f"photos from Debian packages: {'yes' if use_apt else 'no'}; tune part "
-          f"{len(parts['tune'].paths)} images, held-out part {len(heldout.paths)} images, "
-          f"{len(heldout.truth_pairs())} duplicate pairs, {len(heldout.hard_pairs)} hard-negative pairs")
+          f"{len(parts['tune'].paths)} images, held-out part {len(parts['heldout'].paths)} images; "
+          f"measured on the {args.measure_on} part: {len(measured.truth_pairs())} duplicate pairs, "
+          f"{len(measured.hard_pairs)} hard-negative pairs")
     rows = []
     for m in methods():
         m.tune(parts["tune"])
-        rows.append((m, m.heldout(heldout)))
+        rows.append((m, m.measure(measured)))
         if m.verify:
             print(f"verification: {m.num_candidates} candidate pairs in "
-                  f"{m.seconds['heldout_verify']:.2f} s "
-                  f"({1000 * m.seconds['heldout_verify'] / max(1, m.num_candidates):.1f} ms/pair)")
+                  f"{m.seconds['measured_verify']:.2f} s "
+                  f"({1000 * m.seconds['measured_verify'] / max(1, m.num_candidates):.1f} ms/pair)")
     print()
-    print(report(rows, heldout))
+    print(report(rows, measured))
     print()
-    print(distance_histogram(heldout, args.histogram))
+    print(distance_histogram(measured, args.histogram))
     return rows
 
 
