@@ -71,7 +71,7 @@ confirmed); the README reports ``quality.py``'s held-out photos.
 import hashlib
 import io
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -281,18 +281,23 @@ def _tone_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, enough: float 
     informative = ~((mx >= TONE_SATURATED) & (my >= TONE_SATURATED)).all(axis=1)
     if informative.sum() < MIN_TEXTURED_CELLS:
         return 1.0
-    first = _edited_share(x, mx, my, inside, cells, share, informative)
+
+    def means(image: np.ndarray) -> np.ndarray:
+        (total,) = _cell_means(image * inside[..., None])
+        return total[cells] / share[cells, None]
+
+    first = _edited_share(x, mx, my, means, informative)
     if first >= enough:
         return first
-    return max(first, _edited_share(y, my, mx, inside, cells, share, informative))
+    return max(first, _edited_share(y, my, mx, means, informative))
 
 
-def _edited_share(x: np.ndarray, mx: np.ndarray, my: np.ndarray, inside: np.ndarray, cells: np.ndarray,
-                  share: np.ndarray, informative: np.ndarray) -> float:
+def _edited_share(x: np.ndarray, mx: np.ndarray, my: np.ndarray, means: Callable[[np.ndarray], np.ndarray],
+                  informative: np.ndarray) -> float:
     """The share of ``informative`` cells whose mean ``my`` is that of ``x``
     after one brightness/contrast change, fitted on the cell means ``mx``,
-    ``my`` and clipped pixel by pixel (0 if the fitted gain is out of
-    :data:`TONE_GAIN`)."""
+    ``my`` and clipped pixel by pixel (``means`` gives an image's cell
+    means); 0 if the fitted gain is out of :data:`TONE_GAIN`."""
     unclipped = (mx > TONE_DARK) & (mx < TONE_SATURATED) & (my > TONE_DARK) & (my < TONE_SATURATED)
     fitted = np.ones(len(mx), dtype=bool)
     for _ in range(2):
@@ -305,9 +310,7 @@ def _edited_share(x: np.ndarray, mx: np.ndarray, my: np.ndarray, inside: np.ndar
         fitted = residual <= np.quantile(residual, 0.75)
     if not TONE_GAIN[0] <= gain <= TONE_GAIN[1]:
         return 0.0
-    edited = cv2.addWeighted(x, gain, x, 0.0, float(offset))  # uint8: clipped to 0-255
-    (edited,) = _cell_means(edited * inside[..., None])
-    predicted = edited[cells] / share[cells, None]
+    predicted = means(cv2.addWeighted(x, gain, x, 0.0, float(offset)))  # uint8: clipped to 0-255
     agree = (np.abs(my - predicted) <= TONE_TOLERANCE[0] + TONE_TOLERANCE[1] * predicted).all(axis=1)
     return float(agree[informative].mean())
 
