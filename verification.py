@@ -273,19 +273,19 @@ def _tone_share(x: np.ndarray, y: np.ndarray, inside: np.ndarray, enough: float 
     edited one: the better direction counts (the second is not tried if the
     first reaches ``enough``). Cells near white in both say nothing; with too
     few other cells, neither does the tone (1.0)."""
-    share, sum_x, sum_y = _cell_means(inside, x * inside[..., None], y * inside[..., None])
+    (share,) = _cell_means(inside)
     cells = share >= 0.5
     if cells.sum() < 4:
         return 0.0
-    mx, my = sum_x[cells] / share[cells, None], sum_y[cells] / share[cells, None]
-    informative = ~((mx >= TONE_SATURATED) & (my >= TONE_SATURATED)).all(axis=1)
-    if informative.sum() < MIN_TEXTURED_CELLS:
-        return 1.0
 
     def means(image: np.ndarray) -> np.ndarray:
         (total,) = _cell_means(image * inside[..., None])
         return total[cells] / share[cells, None]
 
+    mx, my = means(x), means(y)
+    informative = ~((mx >= TONE_SATURATED) & (my >= TONE_SATURATED)).all(axis=1)
+    if informative.sum() < MIN_TEXTURED_CELLS:
+        return 1.0
     first = _edited_share(x, mx, my, means, informative)
     if first >= enough:
         return first
