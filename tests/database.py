@@ -26,6 +26,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def throwaway_folder(prefix: str) -> str:
+    """A new temp folder, removed when this process exits."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def start_private_mongod() -> str:
     """Starts FiftyOne's bundled mongod in a temp dir (stopped at exit).
 
@@ -34,7 +41,7 @@ def start_private_mongod() -> str:
     """
     package_dir = os.path.dirname(importlib.util.find_spec("fiftyone").origin)
     mongod = os.path.join(package_dir, "db", "bin", "mongod")
-    dbpath = tempfile.mkdtemp(prefix="dedup-test-db-")
+    dbpath = throwaway_folder("dedup-test-db-")
     port = free_port()
     proc = subprocess.Popen(
         [mongod, "--dbpath", dbpath, "--port", str(port), "--bind_ip", "127.0.0.1",
@@ -42,10 +49,9 @@ def start_private_mongod() -> str:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
-    def stop():
+    def stop():  # registered after the folder's removal, so it runs before it
         proc.terminate()
         proc.wait(timeout=30)
-        shutil.rmtree(dbpath, ignore_errors=True)
 
     atexit.register(stop)
     deadline = time.time() + 30
@@ -64,5 +70,6 @@ os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 os.environ["FIFTYONE_PLUGINS_DIR"] = ROOT
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-os.environ.setdefault("FIFTYONE_DEDUP_CACHE_DIR", tempfile.mkdtemp(prefix="dedup-test-cache-"))
+if "FIFTYONE_DEDUP_CACHE_DIR" not in os.environ:  # the tests' subprocesses share their parent's
+    os.environ["FIFTYONE_DEDUP_CACHE_DIR"] = throwaway_folder("dedup-test-cache-")
 import_plugin_package()
