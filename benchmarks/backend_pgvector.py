@@ -38,7 +38,7 @@ def main():
     from backend_search import embeddings  # the same data as the Milvus benchmark
     from image_dedup import backend_search, neighbors
 
-    server = pgserver.get_server(tempfile.mkdtemp(prefix="pg-bench-"), cleanup_mode="stop")
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="pg-bench-"), cleanup_mode="delete")
     emb = embeddings(args.n, args.dim, 0, args.n)
     dataset = fo.Dataset()
     dataset.add_samples([fo.Sample(filepath=f"/bench/{k:08d}.jpg") for k in range(args.n)])

@@ -194,18 +194,18 @@ def main():
             result = search(args.n, args.dim, uri, args.threshold, args.batch_size, args.k, out)
         print(json.dumps(result))
         return
-    work = tempfile.mkdtemp(prefix="backend-bench-")
-    uri, out = os.path.join(work, "milvus.db"), os.path.join(work, "pairs.npz")
     result = dict(n=args.n, dim=args.dim, threshold=args.threshold, batch_size=args.batch_size, k=args.k)
-    for kind in ("setup", "search"):
-        proc = subprocess.run(
-            [sys.executable, __file__, *sys.argv[1:], "--step", kind, uri, out],
-            capture_output=True, text=True,
-        )
-        if proc.returncode:
-            sys.exit(f"the {kind} step failed:\n{proc.stderr[-3000:]}")
-        result.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-    result.update(check(args.n, args.dim, args.threshold, args.sample, out))
+    with tempfile.TemporaryDirectory(prefix="backend-bench-") as work:
+        uri, out = os.path.join(work, "milvus.db"), os.path.join(work, "pairs.npz")
+        for kind in ("setup", "search"):
+            proc = subprocess.run(
+                [sys.executable, __file__, *sys.argv[1:], "--step", kind, uri, out],
+                capture_output=True, text=True,
+            )
+            if proc.returncode:
+                sys.exit(f"the {kind} step failed:\n{proc.stderr[-3000:]}")
+            result.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        result.update(check(args.n, args.dim, args.threshold, args.sample, out))
     print(json.dumps(result), flush=True)
 
 

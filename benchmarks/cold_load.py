@@ -109,11 +109,11 @@ def step_fiftyone_read(n, dim):
 
 
 def run_step(*args):
-    env = dict(os.environ, FIFTYONE_DEDUP_CACHE_DIR=tempfile.mkdtemp(prefix="cold-cache-"))
-    out = subprocess.run(
-        [sys.executable, __file__, "--step", *map(str, args)], env=env, check=True,
-        capture_output=True, text=True,
-    ).stdout
+    with tempfile.TemporaryDirectory(prefix="cold-cache-") as cache:
+        out = subprocess.run(
+            [sys.executable, __file__, "--step", *map(str, args)],
+            env=dict(os.environ, FIFTYONE_DEDUP_CACHE_DIR=cache), check=True, capture_output=True, text=True,
+        ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -143,27 +143,32 @@ def main():
             result = step_fiftyone_read(n, dim)
         print(json.dumps(result))
         return
-    work = tempfile.mkdtemp(prefix="cold-load-")
-    for size in args.sizes.split(","):
-        n, dim = map(int, size.split("x"))
-        setup(n, dim)
-        brain_out, ours_out = os.path.join(work, "brain.npy"), os.path.join(work, "ours.npy")
-        brains, ours = [], []
-        for _ in range(args.repeat):
-            brains.append(run_step("brain", n, dim, args.threshold, brain_out))
-            ours.append(run_step("ours", n, dim, args.threshold, ours_out, args.method))
-        brain, ours = median_run(brains), median_run(ours)
-        read = run_step("fiftyone_read", n, dim)
-        theirs, mine = np.load(brain_out), np.load(ours_out)
-        print(json.dumps(dict(
-            size=size, threshold=args.threshold, method=args.method,
-            brain=brain, ours=ours, fiftyone_read=read,
-            ratio=round(brain["seconds"] / ours["seconds"], 2),
-            same_duplicates=bool(np.array_equal((theirs >= 0) & (theirs != np.arange(n)),
-                                                (mine >= 0) & (mine != np.arange(n)))),
-            num_duplicates=int(((mine >= 0) & (mine != np.arange(n))).sum()),
-            rep_differs=int((theirs != mine).sum()),
-        )), flush=True)
+    with tempfile.TemporaryDirectory(prefix="cold-load-") as work:
+        for size in args.sizes.split(","):
+            print(json.dumps(compare_cold_loads(size, work, args)), flush=True)
+
+
+def compare_cold_loads(size: str, work: str, args: argparse.Namespace) -> dict:
+    """The brain's and our cold duplicate search on one ``NxDIM`` dataset, each in fresh processes."""
+    n, dim = map(int, size.split("x"))
+    setup(n, dim)
+    brain_out, ours_out = os.path.join(work, "brain.npy"), os.path.join(work, "ours.npy")
+    brains, ours = [], []
+    for _ in range(args.repeat):
+        brains.append(run_step("brain", n, dim, args.threshold, brain_out))
+        ours.append(run_step("ours", n, dim, args.threshold, ours_out, args.method))
+    brain, ours = median_run(brains), median_run(ours)
+    read = run_step("fiftyone_read", n, dim)
+    theirs, mine = np.load(brain_out), np.load(ours_out)
+    return dict(
+        size=size, threshold=args.threshold, method=args.method,
+        brain=brain, ours=ours, fiftyone_read=read,
+        ratio=round(brain["seconds"] / ours["seconds"], 2),
+        same_duplicates=bool(np.array_equal((theirs >= 0) & (theirs != np.arange(n)),
+                                            (mine >= 0) & (mine != np.arange(n)))),
+        num_duplicates=int(((mine >= 0) & (mine != np.arange(n))).sum()),
+        rep_differs=int((theirs != mine).sum()),
+    )
 
 
 if __name__ == "__main__":

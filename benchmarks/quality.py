@@ -351,7 +351,12 @@ def main(argv=None):
     if args.install:
         eval_photos.install_apt_photos()
     use_apt = False if args.no_apt else eval_photos.apt_photos_available()
-    out = args.out or tempfile.mkdtemp(prefix="dedup-quality-")
+    with tempfile.TemporaryDirectory(prefix="dedup-quality-") as scratch:
+        return measure_and_report(args.out or scratch, use_apt, args)
+
+
+def measure_and_report(out: str, use_apt: bool, args: argparse.Namespace) -> list:
+    """Builds both parts in ``out``, tunes each method on one and prints its tables on the other."""
     parts = {p: eval_photos.build_eval_set(os.path.join(out, p), p, use_apt=use_apt, seed=args.seed)
              for p in ("tune", "heldout")}
     measured = parts[args.measure_on]

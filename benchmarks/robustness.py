@@ -113,18 +113,22 @@ def main(argv=None) -> int:
     parser.add_argument("--no-apt", action="store_true", help="leave out the Debian packages' photos")
     parser.add_argument("--out", default=None, help="folder for the image files (default: a temp dir)")
     args = parser.parse_args(argv)
-    folder = args.out or tempfile.mkdtemp(prefix="dedup-robustness-")
-    os.makedirs(folder, exist_ok=True)
-    quick = args.quick
+    with tempfile.TemporaryDirectory(prefix="dedup-robustness-") as scratch:
+        folder = args.out or scratch
+        os.makedirs(folder, exist_ok=True)
+        print_tables(folder, args.quick, False if args.no_apt else None)
+    return 0
+
+
+def print_tables(folder: str, quick: bool, use_apt: bool | None) -> None:
+    """Prints both tables, writing their images in ``folder``."""
     print("Same-layout documents: distinct pages verified (goal 0), JPEG q50 copies verified (goal all)\n")
     print("| scale or page | format | distinct pages verified | copies verified |\n|---|---|---|---|")
     print("\n".join(document_rows(folder, (0.4, 2.5) if quick else DOCUMENT_SCALES, () if quick else PAGE_SIZES)))
     print("\nHeld-out photos rescaled: hard-negative pairs verified (goal 0), duplicate pairs verified\n"
           "directly (not through a common third, as a find also confirms them)\n")
     print("| scale | hard-negative pairs verified | duplicate pairs verified |\n|---|---|---|")
-    use_apt = False if args.no_apt else None
     print("\n".join(photo_rows(folder, (0.6, 1.5) if quick else PHOTO_SCALES, use_apt)))
-    return 0
 
 
 if __name__ == "__main__":
