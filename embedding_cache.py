@@ -156,7 +156,9 @@ def _write_soon(path: str, embeddings: np.ndarray, sample_ids) -> None:
 
 def _write(path: str, embeddings: np.ndarray, sample_ids) -> None:
     """Writes an entry atomically and removes the run's older entries; a
-    cache that can't be written only costs speed."""
+    cache that can't be written (a full disk) only costs speed, and leaves
+    no partial file behind."""
+    partial = None
     try:
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
@@ -165,9 +167,13 @@ def _write(path: str, embeddings: np.ndarray, sample_ids) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(old)
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
+            partial = f.name
             np.savez(f, embeddings=embeddings, sample_ids=np.asarray(sample_ids, dtype=str))
-        os.replace(f.name, path)
+        os.replace(partial, path)
     except OSError as e:
+        if partial:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
         logger.warning("Could not write the embedding cache %s: %s", path, e)
 
 

@@ -62,20 +62,37 @@ def test_cache_is_written_then_read(dataset, cache_dir):
     assert np.array_equal(fresh_embeddings(dataset)[0], stored["embeddings"] + 1)
 
 
+def read_in_a_new_process(dataset, before_read: str = "") -> str:
+    """Reads the index's embeddings in a new process, which first runs
+    ``before_read``; returns what it printed (their shape)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import database, fiftyone as fo;"
+        "from plugin_import import import_plugin_package; import_plugin_package();"
+        f"from image_dedup import embedding_cache\n{before_read}\n"
+        "print(embedding_cache.index_embeddings(fo.load_dataset(sys.argv[2]), 'sim')[0].shape)"
+    )
+    return subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), dataset.name],
+                          check=True, capture_output=True, text=True).stdout
+
+
 def test_a_process_that_exits_right_after_a_read_leaves_its_entry(dataset, cache_dir):
     """The entry is written in a background thread: a process that ends
     right after its first read (a delegated run, a script) still leaves it."""
     emb = indexed(dataset)
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import database, fiftyone as fo;"
-        "from plugin_import import import_plugin_package; import_plugin_package();"
-        "from image_dedup import embedding_cache;"
-        "embedding_cache.index_embeddings(fo.load_dataset(sys.argv[2]), 'sim')"
-    )
-    subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), dataset.name], check=True)
+    read_in_a_new_process(dataset)
     [entry] = entries(cache_dir)
     with np.load(cache_dir / entry) as written:
         assert np.array_equal(written["embeddings"], emb)
+
+
+def test_a_full_disk_costs_only_speed_and_leaves_no_partial_file(dataset, cache_dir):
+    """The process may write at most 1 MB per file (the 2000 x 512 entry
+    is 4 MB), as on a disk that fills up during the write."""
+    indexed(dataset)
+    out = read_in_a_new_process(dataset, "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+                                         "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, -1))")
+    assert out.strip() == f"(2000, {DIM})"
+    assert entries(cache_dir) == []
 
 
 def test_recompute_invalidates_the_cache(dataset, cache_dir):
