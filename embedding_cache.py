@@ -20,7 +20,8 @@ An entry is keyed to the stored run: the run document's id, the id of its
 results file and the run's timestamp. Recomputing the index changes all
 three; ``remove_from_index`` (or ``add_to_index``) followed by ``save()``
 writes a new results file. A changed run is read afresh, and its old entry
-is replaced. Indexes that keep their embeddings elsewhere (a sample field,
+is replaced; each write also removes the entries of brain runs and datasets
+no longer in the database. Indexes that keep their embeddings elsewhere (a sample field,
 another backend) and small indexes are not cached.
 
 The cache lives in ``$FIFTYONE_DEDUP_CACHE_DIR`` if set, else in
@@ -40,10 +41,12 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 from bson import json_util
+from pymongo.errors import PyMongoError
 
 import fiftyone as fo
 import fiftyone.core.brain as fobr
 import fiftyone.core.config as foc
+import fiftyone.core.odm as foo
 
 try:
     import orjson
@@ -162,19 +165,31 @@ def _write(path: str, embeddings: np.ndarray, sample_ids) -> None:
     try:
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
-        for old in glob.glob(glob.escape(path.rsplit("-", 1)[0]) + "-*.npz"):
-            if old != path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(old)
+        _remove_outdated_entries(folder, path)
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
             partial = f.name
             np.savez(f, embeddings=embeddings, sample_ids=np.asarray(sample_ids, dtype=str))
         os.replace(partial, path)
-    except OSError as e:
+    except (OSError, PyMongoError) as e:
         if partial:
             with contextlib.suppress(OSError):
                 os.remove(partial)
         logger.warning("Could not write the embedding cache %s: %s", path, e)
+
+
+def _remove_outdated_entries(folder: str, path: str) -> None:
+    """Removes the older entries of ``path``'s run and those of brain runs no
+    longer in the database (a deleted run or dataset), which nothing else
+    would remove. A folder shared with another database loses its entries
+    too, which only costs speed."""
+    runs = {f"{doc['_id']}-{key}" for doc in foo.get_db_conn().datasets.find({}, {"brain_methods": 1})
+            for key in doc.get("brain_methods") or {}}
+    this_run = os.path.basename(path).rsplit("-", 1)[0]
+    for entry in glob.glob(os.path.join(glob.escape(folder), "*.npz")):
+        run = os.path.basename(entry).rsplit("-", 1)[0]
+        if entry != path and (run == this_run or run not in runs):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(entry)
 
 
 def read_stored_results(dataset: fo.Dataset, brain_key: str) -> Optional[tuple]:

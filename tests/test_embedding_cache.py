@@ -105,6 +105,25 @@ def test_recompute_invalidates_the_cache(dataset, cache_dir):
     assert entry != old
 
 
+def test_entries_of_deleted_runs_and_datasets_are_removed_by_the_next_write(dataset, cache_dir):
+    other = fo.Dataset()
+    for key in ("kept", "deleted"):
+        indexed(other, brain_key=key)
+        fresh_embeddings(other, key)
+    indexed(dataset)
+    fresh_embeddings(dataset)
+    assert len(entries(cache_dir)) == 3
+    other.delete_brain_run("deleted")
+    indexed(dataset, seed=1)  # a new run: its entry is written again
+    fresh_embeddings(dataset)
+    assert [e.split("-")[:2] for e in entries(cache_dir)] == sorted([[str(other._doc.id), "kept"],
+                                                                      [str(dataset._doc.id), "sim"]])
+    other.delete()
+    indexed(dataset, seed=2)
+    fresh_embeddings(dataset)
+    assert [e.split("-")[:2] for e in entries(cache_dir)] == [[str(dataset._doc.id), "sim"]]
+
+
 def test_removing_from_the_index_invalidates_the_cache(dataset, cache_dir):
     emb = indexed(dataset)
     fresh_embeddings(dataset)
