@@ -398,7 +398,7 @@ def verify_pair(a: _Image, b: _Image, mirror: bool = True) -> float:
     return max(_score_or_too_flat(a, b, (False, True) if mirror else (False,)), 0.0)
 
 
-def _score_or_too_flat(a: _Image, b: _Image, orientations: tuple = (False, True)) -> float:
+def _score_or_too_flat(a: _Image, b: _Image, orientations: tuple) -> float:
     """:func:`verify_pair`'s score with ``b`` as is and/or mirrored
     (``orientations``), or -1 if the pair has too little texture to compare
     in them (an image without detail, or too few textured cells where they
