@@ -182,10 +182,12 @@ def _remove_outdated_entries(folder: str, path: str) -> None:
     longer in the database (a deleted run or dataset), which nothing else
     would remove. A folder shared with another database loses its entries
     too, which only costs speed."""
+    # listed before the runs are read: an entry another process writes meanwhile has its run in the database
+    entries = glob.glob(os.path.join(glob.escape(folder), "*.npz"))
     runs = {f"{doc['_id']}-{key}" for doc in foo.get_db_conn().datasets.find({}, {"brain_methods": 1})
             for key in doc.get("brain_methods") or {}}
     this_run = os.path.basename(path).rsplit("-", 1)[0]
-    for entry in glob.glob(os.path.join(glob.escape(folder), "*.npz")):
+    for entry in entries:
         run = os.path.basename(entry).rsplit("-", 1)[0]
         if entry != path and (run == this_run or run not in runs):
             with contextlib.suppress(FileNotFoundError):
