@@ -518,21 +518,24 @@ def score(manifest: dict, run: dict) -> dict:
     cand_pairs = {(min(a, b), max(a, b)): s for a, b, s in candidates}
     per_kind = {}
     direct = {copy: (score, flat, verified) for copy, score, flat, verified in run["direct"]}
+
+    def together(a: int, b: int) -> bool:
+        return group[a] is not None and group[a] == group[b]
+
     for a, b, kind_name in copies:
-        found = group[a] is not None and group[a] == group[b]
         row = per_kind.setdefault(kind_name, [0, 0, 0, 0, 0])
         row[0] += 1
         row[1] += (min(a, b), max(a, b)) in cand_pairs
-        row[2] += found
+        row[2] += together(a, b)
         if b in direct:  # planted, not exact
             row[3] += direct[b][0] >= 0
             row[4] += direct[b][2]
     planted = [c for c in copies if c[2] != "exact"]
     exact = [c for c in copies if c[2] == "exact"]
-    found_planted = sum(group[a] is not None and group[a] == group[b] for a, b, _ in planted)
+    found_planted = sum(together(a, b) for a, b, _ in planted)
     comparable = [(a, b) for a, b, _ in planted if direct[b][0] >= 0]
-    found_comparable = sum(group[a] is not None and group[a] == group[b] for a, b in comparable)
-    found_exact = sum(group[a] is not None and group[a] == group[b] for a, b, _ in exact)
+    found_comparable = sum(together(a, b) for a, b in comparable)
+    found_exact = sum(together(a, b) for a, b, _ in exact)
     exact_marked = sum(bool(run["exact_marked"][a]) and bool(run["exact_marked"][b]) for a, b, _ in exact)
     cand_related = sum(identity[a] == identity[b] for a, b in cand_pairs)
     # the sources that unrelated grouped pairs came from (first region of each image)
