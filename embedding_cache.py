@@ -21,8 +21,8 @@ results file and the run's timestamp. Recomputing the index changes all
 three; ``remove_from_index`` (or ``add_to_index``) followed by ``save()``
 writes a new results file. A changed run is read afresh, and its old entry
 is replaced; each write also removes the entries of brain runs and datasets
-no longer in the database. Indexes that keep their embeddings elsewhere (a sample field,
-another backend) and small indexes are not cached.
+no longer in the database. Indexes that keep their embeddings elsewhere (a
+sample field, another backend) and small indexes are not cached.
 
 The cache lives in ``$FIFTYONE_DEDUP_CACHE_DIR`` if set, else in
 ``dedup_cache`` next to FiftyOne's config file (``~/.fiftyone/dedup_cache``).
@@ -130,8 +130,18 @@ def _entry_path(dataset: fo.Dataset, brain_key: str) -> Optional[str]:
     stamp = run_doc.timestamp.isoformat(timespec="milliseconds")
     version = f"{run_doc.id}-{run_doc.results.grid_id}-{stamp}"
     digest = hashlib.sha1(version.encode()).hexdigest()[:16]
-    # brain keys are identifiers: "-" separates the parts unambiguously
-    return os.path.join(cache_dir(), f"{dataset._doc.id}-{brain_key}-{digest}.npz")
+    return os.path.join(cache_dir(), f"{_run_name(dataset._doc.id, brain_key)}-{digest}.npz")
+
+
+def _run_name(dataset_id, brain_key: str) -> str:
+    """The part of an entry's file name that names its run (brain keys are
+    identifiers: "-" separates the parts unambiguously)."""
+    return f"{dataset_id}-{brain_key}"
+
+
+def _run_of(entry: str) -> str:
+    """The :func:`_run_name` of an entry's file."""
+    return os.path.basename(entry).rsplit("-", 1)[0]
 
 
 def _read(path: str) -> Optional[tuple]:
@@ -158,7 +168,7 @@ def _write_soon(path: str, embeddings: np.ndarray, sample_ids) -> None:
 
 
 def _write(path: str, embeddings: np.ndarray, sample_ids) -> None:
-    """Writes an entry atomically and removes the run's older entries; a
+    """Writes an entry atomically and removes outdated ones; a
     cache that can't be written (a full disk) only costs speed, and leaves
     no partial file behind."""
     partial = None
@@ -184,12 +194,10 @@ def _remove_outdated_entries(folder: str, path: str) -> None:
     too, which only costs speed."""
     # listed before the runs are read: an entry another process writes meanwhile has its run in the database
     entries = glob.glob(os.path.join(glob.escape(folder), "*.npz"))
-    runs = {f"{doc['_id']}-{key}" for doc in foo.get_db_conn().datasets.find({}, {"brain_methods": 1})
+    runs = {_run_name(doc["_id"], key) for doc in foo.get_db_conn().datasets.find({}, {"brain_methods": 1})
             for key in doc.get("brain_methods") or {}}
-    this_run = os.path.basename(path).rsplit("-", 1)[0]
     for entry in entries:
-        run = os.path.basename(entry).rsplit("-", 1)[0]
-        if entry != path and (run == this_run or run not in runs):
+        if entry != path and (_run_of(entry) == _run_of(path) or _run_of(entry) not in runs):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(entry)
 
