@@ -343,7 +343,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--install", action="store_true", help="apt-get install the photo packages first")
     parser.add_argument("--no-apt", action="store_true", help="only the Python packages' photos")
-    parser.add_argument("--out", default=None, help="folder for the image files (default: a temp dir)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the image files (default: a temp dir, removed at the end)")
     parser.add_argument("--seed", type=int, default=0, help="the random draw of edits, documents and order")
     parser.add_argument("--measure-on", choices=("heldout", "tune"), default="heldout",
                         help="the part the tables are measured on (tune: how well the rules fit the photos "

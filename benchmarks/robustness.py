@@ -111,7 +111,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="two scales of each, and no page sizes")
     parser.add_argument("--no-apt", action="store_true", help="leave out the Debian packages' photos")
-    parser.add_argument("--out", default=None, help="folder for the image files (default: a temp dir)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the image files (default: a temp dir, removed at the end)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dedup-robustness-") as scratch:
         folder = args.out or scratch
